@@ -1,0 +1,195 @@
+"""The ``tracker`` command line: broker, worker, publish, demo, schema."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from tracker.core.decode import Record, split_records
+from tracker.core.routing import Router
+from tracker.errors import InputFormatError, PublishError, TrackerError
+from tracker.settings import Settings
+
+__all__ = ["main"]
+
+EXIT_REJECTED = 1
+EXIT_UNAVAILABLE = 2
+EXIT_USAGE = 64
+
+
+def _local_broker(settings: Settings):  # type: ignore[no-untyped-def]
+    from tracker.kafka.broker import LocalBroker
+
+    return LocalBroker(
+        data_dir=settings.data_dir / "kafka",
+        port=settings.kafka_port,
+        cache_dir=settings.cache_dir,
+        kafka_version=settings.kafka_version,
+    )
+
+
+def cmd_kafka(settings: Settings, args: argparse.Namespace) -> int:
+    """Start, stop or report the local single-node broker."""
+    if not settings.uses_local_broker:
+        print(f"TRACKER_KAFKA_BOOTSTRAP is set ({settings.kafka_bootstrap}): nothing to provision")
+        return 0
+    broker = _local_broker(settings)
+    if args.action == "start":
+        status = broker.start()
+        print(f"kafka running on {broker.bootstrap_servers} (pid {status.pid})")
+    elif args.action == "stop":
+        broker.stop()
+        print("kafka stopped")
+    else:
+        status = broker.status()
+        print(f"kafka running on {broker.bootstrap_servers} (pid {status.pid})" if status.running else "kafka stopped")
+        return 0 if status.running else 3
+    return 0
+
+
+def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
+    """Run one worker in the foreground until interrupted."""
+    import faust
+
+    from tracker.kafka.topics import ensure_topics
+    from tracker.worker.app import build_worker
+
+    asyncio.run(ensure_topics(settings))
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    worker = build_worker(settings)
+    faust.Worker(worker.app, loglevel=settings.log_level.upper(), quiet=True).execute_from_commandline()
+    return 0
+
+
+def _read_input(path: str) -> bytes:
+    if path == "-":
+        return sys.stdin.buffer.read()
+    return Path(path).read_bytes()
+
+
+def _report_rejections(records: Sequence[Record]) -> int:
+    rejected = 0
+    for record in records:
+        if record.event is None:
+            rejected += 1
+            for error in record.errors:
+                print(f"line {record.line}: {error}", file=sys.stderr)
+    return rejected
+
+
+def cmd_publish(settings: Settings, args: argparse.Namespace) -> int:
+    """Validate a JSON Lines file or a JSON array, then publish the valid records."""
+    from tracker.kafka.publisher import Publisher, Receipt
+
+    try:
+        records = list(split_records(_read_input(args.path)))
+    except (InputFormatError, OSError) as exc:
+        print(f"{args.path}: {exc}", file=sys.stderr)
+        return EXIT_REJECTED
+    rejected = _report_rejections(records)
+    valid = [record.event for record in records if record.event is not None]
+    if rejected and args.strict:
+        print(f"--strict: {rejected} invalid record(s), nothing published", file=sys.stderr)
+        return EXIT_REJECTED
+
+    async def run() -> list[Receipt | PublishError]:
+        async with Publisher(settings, Router(settings.peer_pairs)) as publisher:
+            return await publisher.publish(valid)
+
+    receipts = asyncio.run(run()) if valid else []
+    failed = [receipt for receipt in receipts if isinstance(receipt, PublishError)]
+    for error in failed:
+        print(f"failed: {error}", file=sys.stderr)
+    for receipt in receipts:
+        if isinstance(receipt, Receipt) and args.verbose:
+            print(f"{receipt.event_id}\tpartition={receipt.partition}\toffset={receipt.offset}")
+    published = len(receipts) - len(failed)
+    print(f"published {published}, rejected {rejected}, failed {len(failed)} -> {settings.events_topic}")
+    if failed:
+        return EXIT_UNAVAILABLE
+    return EXIT_REJECTED if rejected else 0
+
+
+def cmd_schema(settings: Settings, args: argparse.Namespace) -> int:
+    """Write (or check) the JSON Schema of every event type."""
+    from tracker.schema import stale_schemas, write_schemas
+
+    directory = Path(args.out)
+    if args.check:
+        stale = stale_schemas(directory)
+        for name in stale:
+            print(f"{directory / name} is stale: run `tracker schema`", file=sys.stderr)
+        return 1 if stale else 0
+    for path in write_schemas(directory):
+        print(path)
+    return 0
+
+
+def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
+    """Start broker and worker, publish the seed events, print the signals."""
+    from tracker.demo import run_demo, stop_demo
+
+    if args.stop:
+        stop_demo(settings)
+        return 0
+    return run_demo(settings, Path(args.events))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Build the argument parser with every subcommand."""
+    parser = argparse.ArgumentParser(
+        prog="tracker",
+        description="Event-sourced tracker of AI-infrastructure market signals (Kafka + Faust). "
+        "Settings come from TRACKER_* environment variables; see README.md.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    kafka = commands.add_parser("kafka", help="run the local single-node Kafka broker (KRaft)")
+    kafka.add_argument("action", choices=["start", "stop", "status"], help="what to do with the broker")
+    kafka.set_defaults(run=cmd_kafka)
+
+    worker = commands.add_parser(
+        "worker", help="run one worker: fold events, serve /metrics and /v1/* on TRACKER_HTTP_PORT"
+    )
+    worker.set_defaults(run=cmd_worker)
+
+    publish = commands.add_parser("publish", help="validate and publish events from a file or stdin")
+    publish.add_argument("path", help="JSON Lines file or JSON array; '-' reads stdin")
+    publish.add_argument("--strict", action="store_true", help="publish nothing unless every record is valid")
+    publish.add_argument("-v", "--verbose", action="store_true", help="print id, partition and offset of each")
+    publish.set_defaults(run=cmd_publish)
+
+    demo = commands.add_parser("demo", help="broker + worker + seed events, then print the signals")
+    demo.add_argument("--events", default="events/samples/seed.jsonl", help="events to publish")
+    demo.add_argument("--stop", action="store_true", help="stop the demo worker and broker")
+    demo.set_defaults(run=cmd_demo)
+
+    schema = commands.add_parser("schema", help="write the JSON Schema of each event type")
+    schema.add_argument("--out", default="events/schema", help="directory to write into")
+    schema.add_argument("--check", action="store_true", help="fail if the files differ from the models")
+    schema.set_defaults(run=cmd_schema)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; return the exit status."""
+    args = build_parser().parse_args(argv)
+    try:
+        settings = Settings()
+    except Exception as exc:  # pydantic reports every bad TRACKER_* variable at once
+        print(f"invalid settings: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        return int(args.run(settings, args))
+    except TrackerError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_UNAVAILABLE
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

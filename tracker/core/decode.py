@@ -1,0 +1,155 @@
+"""Turn raw bytes into events, or into errors that name the field and the reason."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import ValidationError
+
+from tracker.core.events import EVENT_MODELS, Event
+from tracker.errors import EventValidationError, FieldError, InputFormatError
+
+__all__ = ["Record", "decode_event", "parse_json", "split_records", "validate_event"]
+
+MAX_DEPTH = 32
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def parse_json(text: str | bytes) -> Any:
+    """Parse strict JSON (no NaN or Infinity); raise InputFormatError with the position."""
+    if isinstance(text, bytes):
+        try:
+            text = text.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise InputFormatError(f"not UTF-8: invalid byte at position {exc.start}") from None
+    try:
+        data = json.loads(text, parse_constant=_refuse_constant)
+    except json.JSONDecodeError as exc:
+        raise InputFormatError(f"not JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
+    except ValueError as exc:
+        raise InputFormatError(str(exc)) from None
+    except RecursionError:
+        raise InputFormatError("JSON nested too deeply") from None
+    if _depth(data) > MAX_DEPTH:
+        raise InputFormatError(f"JSON nested deeper than {MAX_DEPTH} levels")
+    return data
+
+
+def _depth(data: Any) -> int:
+    depth, level = 0, [data]
+    while level:
+        depth += 1
+        nested: list[Any] = []
+        for item in level:
+            if isinstance(item, dict):
+                nested.extend(item.values())
+            elif isinstance(item, list):
+                nested.extend(item)
+        level = nested
+        if depth > MAX_DEPTH:
+            break
+    return depth - 1
+
+
+def _path(loc: tuple[int | str, ...]) -> str:
+    text = ""
+    for part in loc:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text
+
+
+def validate_event(data: Any) -> Event:
+    """Validate one decoded JSON value against the contract; raise EventValidationError."""
+    if not isinstance(data, dict):
+        raise EventValidationError([FieldError("", f"expected a JSON object, got {_kind(data)}")])
+    kind = data.get("type")
+    if kind is None:
+        raise EventValidationError([FieldError("type", "field required")])
+    model = EVENT_MODELS.get(kind) if isinstance(kind, str) else None
+    if model is None:
+        allowed = ", ".join(EVENT_MODELS)
+        raise EventValidationError([FieldError("type", f"unknown event type; expected one of {allowed}")])
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        errors = [
+            FieldError(_path(error["loc"]), error["msg"].removeprefix("Value error, "))
+            for error in exc.errors(include_url=False)
+        ]
+        raise EventValidationError(errors) from None
+
+
+def decode_event(raw: bytes) -> Event:
+    """Decode and validate one Kafka record value."""
+    try:
+        data = parse_json(raw)
+    except InputFormatError as exc:
+        raise EventValidationError([FieldError("", str(exc))]) from None
+    return validate_event(data)
+
+
+def _kind(data: Any) -> str:
+    return {list: "an array", str: "a string", bool: "a boolean", type(None): "null"}.get(
+        type(data), "a number"
+    )
+
+
+@dataclass(frozen=True)
+class Record:
+    """One record of an input batch: where it was, and the event or the errors."""
+
+    line: int
+    event: Event | None
+    errors: tuple[FieldError, ...] = ()
+
+
+def split_records(text: str | bytes) -> Iterator[Record]:
+    """Split a body into records: a JSON object, a JSON array, or JSON Lines (NDJSON)."""
+    if isinstance(text, bytes):
+        try:
+            text = text.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise InputFormatError(f"not UTF-8: invalid byte at position {exc.start}") from None
+    stripped = text.lstrip()
+    if not stripped:
+        raise InputFormatError("empty input: expected a JSON object, a JSON array or JSON Lines")
+    if stripped.startswith("["):
+        data = parse_json(text)
+        if not isinstance(data, list):
+            raise InputFormatError("expected a JSON array")
+        for index, item in enumerate(data, start=1):
+            yield _record(index, item)
+        return
+    lines = text.splitlines()
+    if len([line for line in lines if line.strip()]) > 1 or not stripped.startswith("{"):
+        for number, line in enumerate(lines, start=1):
+            if line.strip():
+                yield _record_from_text(number, line)
+        return
+    try:
+        data = parse_json(text)
+    except InputFormatError:
+        yield _record_from_text(1, text)
+        return
+    yield _record(1, data)
+
+
+def _record_from_text(line: int, text: str) -> Record:
+    try:
+        data = parse_json(text)
+    except InputFormatError as exc:
+        return Record(line, None, (FieldError("", str(exc)),))
+    return _record(line, data)
+
+
+def _record(line: int, data: Any) -> Record:
+    try:
+        return Record(line, validate_event(data))
+    except EventValidationError as exc:
+        return Record(line, None, exc.errors)

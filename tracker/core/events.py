@@ -1,0 +1,237 @@
+"""The event contract (v1): frozen pydantic models, one per fact type.
+
+Every event shares one envelope (``type``, ``id``, ``occurred_on``, ``source``,
+``status``, ``entity``); each type adds its own fields. Unknown fields are
+refused. ``id`` may be omitted: it is then derived from the canonical content,
+so the same fact published twice carries the same id.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+
+from tracker.core.dates import PartialDate
+
+__all__ = [
+    "CURRENCY_UNITS",
+    "EVENT_MODELS",
+    "ChipDeliveryReported",
+    "Event",
+    "EventRetracted",
+    "ExportRuleChanged",
+    "InvestmentAnnounced",
+    "Quantity",
+    "Source",
+    "UsageReported",
+    "derive_id",
+]
+
+SLUG_PATTERN = r"^[a-z0-9][a-z0-9_-]*$"
+CURRENCY_UNITS = frozenset({"USD"})
+
+
+def _check_partial_date(text: str) -> str:
+    return str(PartialDate.parse(text))
+
+
+def _check_day(text: str) -> str:
+    date = PartialDate.parse(text)
+    if date.day is None:
+        raise ValueError("expected a full date YYYY-MM-DD")
+    return str(date)
+
+
+def _check_url(text: str) -> str:
+    if not text.startswith(("http://", "https://")) or len(text) <= len("https://"):
+        raise ValueError("only http:// and https:// URLs are accepted")
+    return text
+
+
+Slug = Annotated[str, Field(pattern=SLUG_PATTERN, min_length=1, max_length=64)]
+DateText = Annotated[
+    str,
+    Field(pattern=r"^\d{4}(-\d{2}(-\d{2})?)?$", examples=["2025", "2025-12", "2025-12-04"]),
+    AfterValidator(_check_partial_date),
+]
+DayText = Annotated[str, Field(pattern=r"^\d{4}-\d{2}-\d{2}$"), AfterValidator(_check_day)]
+Amount = Annotated[float, Field(ge=0, le=1e18, allow_inf_nan=False)]
+EventId = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]*$")]
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid", strict=True)
+
+
+class Source(_Frozen):
+    """Where a fact was read: the outlet's name, a link, a short quote."""
+
+    name: Annotated[str, Field(min_length=1, max_length=200)]
+    url: Annotated[str, Field(max_length=2000), AfterValidator(_check_url)] | None = None
+    quote: Annotated[str, Field(max_length=1000)] | None = None
+
+
+class Quantity(_Frozen):
+    """A figure as reported: a point, a range, or a single bound, with its unit."""
+
+    value: Amount | None = None
+    low: Amount | None = None
+    high: Amount | None = None
+    unit: Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z_]*$", max_length=32)]
+    approx: bool = False
+
+    @model_validator(mode="after")
+    def _one_shape(self) -> Quantity:
+        if self.value is not None and (self.low is not None or self.high is not None):
+            raise ValueError("give either value or low/high, not both")
+        if self.value is None and self.low is None and self.high is None:
+            raise ValueError("give value, or low and/or high")
+        if self.low is not None and self.high is not None and self.low > self.high:
+            raise ValueError(f"low ({self.low:g}) is greater than high ({self.high:g})")
+        return self
+
+    @property
+    def point(self) -> float:
+        """Return the point estimate: value, else the midpoint, else the single bound."""
+        if self.value is not None:
+            return self.value
+        if self.low is not None and self.high is not None:
+            return (self.low + self.high) / 2
+        bound = self.low if self.low is not None else self.high
+        assert bound is not None and math.isfinite(bound)
+        return bound
+
+
+Status = Literal["planned", "reported", "confirmed", "rumored"]
+
+
+class _Envelope(_Frozen):
+    id: EventId | None = None
+    occurred_on: DateText
+    reported_on: DayText | None = None
+    source: Source
+    status: Status = "reported"
+    entity_name: Annotated[str, Field(min_length=1, max_length=200)] | None = None
+
+    @property
+    def occurred(self) -> PartialDate:
+        """Return ``occurred_on`` as a date with its precision."""
+        return PartialDate.parse(self.occurred_on)
+
+    @property
+    def event_id(self) -> str:
+        """Return the given id, or the one derived from the content."""
+        return self.id if self.id is not None else derive_id(self)
+
+
+class InvestmentAnnounced(_Envelope):
+    """A company (or group) announced or plans AI-infrastructure spending for a period."""
+
+    type: Literal["investment.announced"]
+    entity: Slug
+    amount: Quantity
+    period: Annotated[int, Field(ge=1990, le=2200)]
+    category: Slug = "ai_infrastructure"
+    members: Annotated[list[Slug], Field(max_length=100)] | None = None
+
+    @model_validator(mode="after")
+    def _currency(self) -> InvestmentAnnounced:
+        if self.amount.unit not in CURRENCY_UNITS:
+            raise ValueError(f"amount.unit must be one of {sorted(CURRENCY_UNITS)}")
+        return self
+
+
+class ExportRuleChanged(_Envelope):
+    """An authority loosened or tightened the export of a product to a destination."""
+
+    type: Literal["export_rule.changed"]
+    entity: Slug | None = None
+    authority: Slug
+    product: Slug
+    destination: Annotated[str, Field(pattern=r"^[A-Z]{2}$")]
+    direction: Literal["loosened", "tightened"]
+    conditions: Annotated[str, Field(max_length=1000)] | None = None
+    effective_on: DateText | None = None
+
+    @property
+    def effective(self) -> PartialDate:
+        """Return the date the change applies from: ``effective_on``, else ``occurred_on``."""
+        return PartialDate.parse(self.effective_on or self.occurred_on)
+
+
+class ChipDeliveryReported(_Envelope):
+    """Chips were ordered, scheduled or delivered."""
+
+    type: Literal["chip_delivery.reported"]
+    entity: Slug
+    buyer: Slug | None = None
+    vendor: Slug
+    product: Slug
+    units: Quantity
+    unit_price: Quantity | None = None
+    stage: Literal["ordered", "scheduled", "delivered"]
+    expected_on: DateText | None = None
+
+    @model_validator(mode="after")
+    def _price_currency(self) -> ChipDeliveryReported:
+        if self.unit_price is not None and self.unit_price.unit not in CURRENCY_UNITS:
+            raise ValueError(f"unit_price.unit must be one of {sorted(CURRENCY_UNITS)}")
+        return self
+
+    @property
+    def buyer_slug(self) -> str:
+        """Return the buyer, or the reporting entity when no buyer is named."""
+        return self.buyer or self.entity
+
+
+UsageMetric = Literal["mau", "wau", "dau", "tokens_per_day", "tokens_per_month"]
+
+
+class UsageReported(_Envelope):
+    """A usage milestone: monthly users, tokens per day, and so on."""
+
+    type: Literal["usage.reported"]
+    entity: Slug
+    metric: UsageMetric
+    value: Quantity
+
+
+class EventRetracted(_Envelope):
+    """A fact published earlier was wrong; its contribution is removed everywhere."""
+
+    type: Literal["event.retracted"]
+    entity: Slug | None = None
+    target_id: EventId
+    reason: Annotated[str, Field(min_length=1, max_length=1000)]
+
+
+Event = InvestmentAnnounced | ExportRuleChanged | ChipDeliveryReported | UsageReported | EventRetracted
+
+EVENT_MODELS: dict[str, type[Event]] = {
+    "investment.announced": InvestmentAnnounced,
+    "export_rule.changed": ExportRuleChanged,
+    "chip_delivery.reported": ChipDeliveryReported,
+    "usage.reported": UsageReported,
+    "event.retracted": EventRetracted,
+}
+
+
+def canonical_content(event: BaseModel) -> dict[str, Any]:
+    """Return the event's content without its id, defaults included, as JSON-ready data."""
+    return event.model_dump(mode="json", exclude={"id"})
+
+
+def derive_id(event: BaseModel) -> str:
+    """Derive a stable id from the canonical content (sorted keys, compact separators)."""
+    text = json.dumps(canonical_content(event), sort_keys=True, separators=(",", ":"))
+    return "ev-" + hashlib.sha256(text.encode()).hexdigest()[:24]
+
+
+def content_digest(event: BaseModel) -> str:
+    """Return a digest of the content, to tell two events that share an id apart."""
+    text = json.dumps(canonical_content(event), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]

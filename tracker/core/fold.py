@@ -1,0 +1,165 @@
+"""The fold: facts in, series state out, as a function of the set of live events.
+
+A series value is plain JSON so that it can live in a changelogged table::
+
+    {"facts": {event_id: [digest, occurred_on, ...payload]},
+     "retracted": {event_id: retraction_id}}
+
+A fact is recorded once per id; the same id with other content keeps the
+content with the smaller digest, so the outcome never depends on arrival
+order. Retractions are kept as tombstones (per partition) and as marks on the
+series holding their target, whichever arrives first.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from enum import Enum
+from typing import Any
+
+from tracker.core.events import (
+    ChipDeliveryReported,
+    Event,
+    EventRetracted,
+    ExportRuleChanged,
+    InvestmentAnnounced,
+    UsageReported,
+    content_digest,
+)
+from tracker.core.routing import Router, series_of
+
+__all__ = ["FoldBatch", "Outcome", "Projection", "fact_payload", "live_facts"]
+
+SeriesValue = dict[str, Any]
+
+
+class Outcome(Enum):
+    """What folding one event did."""
+
+    APPLIED = "applied"
+    DUPLICATE = "duplicate"
+    ID_CONFLICT = "id_conflict"
+    RETRACTION = "retraction"
+
+
+def fact_payload(event: Event) -> list[Any]:
+    """Return the compact fields a series needs from a fact."""
+    head: list[Any] = [content_digest(event), event.occurred_on]
+    match event:
+        case UsageReported():
+            return [*head, event.value.point]
+        case InvestmentAnnounced():
+            return [*head, event.period, event.amount.point]
+        case ChipDeliveryReported():
+            price = event.unit_price.point if event.unit_price is not None else None
+            return [*head, event.stage, event.units.point, price]
+        case ExportRuleChanged():
+            return [*head, str(event.effective), 1 if event.direction == "loosened" else -1]
+        case EventRetracted():
+            raise ValueError("a retraction is not a fact")
+
+
+def live_facts(value: SeriesValue) -> Iterator[tuple[str, list[Any]]]:
+    """Yield (event id, payload) for every fact of a series that is not retracted."""
+    retracted = value["retracted"]
+    for event_id, payload in value["facts"].items():
+        if event_id not in retracted:
+            yield event_id, payload
+
+
+def empty_series() -> SeriesValue:
+    """Return the value of a series that has seen nothing."""
+    return {"facts": {}, "retracted": {}}
+
+
+class FoldBatch:
+    """Apply events to a view of the state, collecting every changed key once.
+
+    ``read`` returns the stored value of a key (or None); ``keys`` lists the
+    series keys to search when a retraction's target is not yet known. The
+    caller writes ``changed`` back, one write per key per batch.
+    """
+
+    def __init__(
+        self,
+        router: Router,
+        read: Callable[[str], SeriesValue | None],
+        keys: Callable[[], Iterable[str]],
+    ) -> None:
+        self.router = router
+        self._read = read
+        self._keys = keys
+        self.changed: dict[str, SeriesValue] = {}
+
+    def _get(self, key: str) -> SeriesValue:
+        value = self.changed.get(key)
+        if value is None:
+            stored = self._read(key)
+            value = empty_series() if stored is None else {
+                "facts": dict(stored["facts"]),
+                "retracted": dict(stored["retracted"]),
+            }
+            self.changed[key] = value
+        return value
+
+    def _peek(self, key: str) -> SeriesValue | None:
+        return self.changed.get(key) or self._read(key)
+
+    def apply(self, event: Event, event_id: str, tombstones_key: str) -> Outcome:
+        """Fold one event; ``tombstones_key`` names this partition's retraction record."""
+        if isinstance(event, EventRetracted):
+            return self._retract(event.target_id, event_id, tombstones_key)
+        series = series_of(event)
+        assert series is not None
+        key = self.router.table_key(series)
+        payload = fact_payload(event)
+        stored = self._peek(key)
+        known = stored["facts"].get(event_id) if stored is not None else None
+        if known is not None and known[0] == payload[0]:
+            return Outcome.DUPLICATE
+        value = self._get(key)
+        tombstones = self._peek(tombstones_key)
+        if tombstones is not None and event_id in tombstones["retracted"]:
+            value["retracted"][event_id] = tombstones["retracted"][event_id]
+        if known is None:
+            value["facts"][event_id] = payload
+            return Outcome.APPLIED
+        if payload[0] < known[0]:
+            value["facts"][event_id] = payload
+        return Outcome.ID_CONFLICT
+
+    def _retract(self, target_id: str, retraction_id: str, tombstones_key: str) -> Outcome:
+        tombstones = self._get(tombstones_key)
+        tombstones["retracted"].setdefault(target_id, retraction_id)
+        for key in list(self._keys()) + list(self.changed):
+            if key.startswith("#"):
+                continue
+            stored = self._peek(key)
+            if stored is not None and target_id in stored["facts"] and target_id not in stored["retracted"]:
+                self._get(key)["retracted"][target_id] = retraction_id
+        return Outcome.RETRACTION
+
+
+class Projection:
+    """The whole state folded in memory from a list of events: the reference fold."""
+
+    TOMBSTONES = "#0/retractions"
+
+    def __init__(self, router: Router) -> None:
+        self.router = router
+        self.state: dict[str, SeriesValue] = {}
+        self.outcomes: dict[Outcome, int] = dict.fromkeys(Outcome, 0)
+
+    def apply(self, event: Event) -> Outcome:
+        """Fold one event into the state."""
+        batch = FoldBatch(self.router, self.state.get, self.state.keys)
+        outcome = batch.apply(event, event.event_id, self.TOMBSTONES)
+        self.state.update(batch.changed)
+        self.outcomes[outcome] += 1
+        return outcome
+
+    def replay(self, events: Iterable[Event]) -> Projection:
+        """Fold every event in order and return self."""
+        for event in events:
+            self.apply(event)
+        return self

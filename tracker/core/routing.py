@@ -1,0 +1,128 @@
+"""Where each fact is folded: its subject, its series, and its fold key.
+
+A series is the state one signal family is computed from (an entity's usage
+of one metric, an entity's investments, a buyer's orders of one product, one
+export regime). Series that a peer ratio compares must meet on one partition,
+so every subject is folded under the key of its peer group: the connected
+component of the configured peer pairs, named by its smallest slug.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from tracker.core.events import (
+    ChipDeliveryReported,
+    Event,
+    EventRetracted,
+    ExportRuleChanged,
+    InvestmentAnnounced,
+    UsageReported,
+)
+from tracker.errors import ConfigurationError
+
+__all__ = ["INVESTMENT_METRIC", "PeerPair", "Router", "SeriesId", "parse_peers"]
+
+INVESTMENT_METRIC = "investment_usd"
+PEER_METRICS = frozenset({"mau", "wau", "dau", "tokens_per_day", "tokens_per_month", INVESTMENT_METRIC})
+
+
+@dataclass(frozen=True)
+class PeerPair:
+    """A configured comparison: ``entity`` divided by ``peer`` on ``metric``."""
+
+    entity: str
+    peer: str
+    metric: str
+
+
+def parse_peers(text: str) -> tuple[PeerPair, ...]:
+    """Parse ``entity:peer:metric`` pairs separated by commas; raise ConfigurationError."""
+    pairs = []
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        parts = item.split(":")
+        if len(parts) != 3 or not all(parts):
+            raise ConfigurationError(f"peers: {item!r} is not entity:peer:metric")
+        if parts[2] not in PEER_METRICS:
+            raise ConfigurationError(f"peers: metric {parts[2]!r} is not one of {sorted(PEER_METRICS)}")
+        if parts[0] == parts[1]:
+            raise ConfigurationError(f"peers: {item!r} compares an entity with itself")
+        pairs.append(PeerPair(*parts))
+    return tuple(pairs)
+
+
+@dataclass(frozen=True)
+class SeriesId:
+    """The identity of a series: its kind and the labels that name it."""
+
+    kind: str
+    labels: tuple[str, ...]
+
+    @property
+    def subject(self) -> str:
+        """Return the entity the series is about (its first label)."""
+        return self.labels[0]
+
+    def encode(self) -> str:
+        """Return the series as text, e.g. ``usage:bytedance:tokens_per_day``."""
+        return ":".join((self.kind, *self.labels))
+
+    @classmethod
+    def decode(cls, text: str) -> SeriesId:
+        """Parse the text form of a series."""
+        kind, *labels = text.split(":")
+        return cls(kind, tuple(labels))
+
+
+def series_of(event: Event) -> SeriesId | None:
+    """Return the series a fact belongs to (None for retractions)."""
+    match event:
+        case UsageReported():
+            return SeriesId("usage", (event.entity, event.metric))
+        case InvestmentAnnounced():
+            return SeriesId("investment", (event.entity,))
+        case ChipDeliveryReported():
+            return SeriesId("chip", (event.buyer_slug, event.vendor, event.product))
+        case ExportRuleChanged():
+            return SeriesId("export", (event.authority, event.product, event.destination))
+        case EventRetracted():
+            return None
+
+
+class Router:
+    """Map subjects to fold keys and facts to table keys, given the peer pairs."""
+
+    def __init__(self, peers: tuple[PeerPair, ...] = ()) -> None:
+        self.peers = peers
+        parent: dict[str, str] = {}
+
+        def find(slug: str) -> str:
+            parent.setdefault(slug, slug)
+            while parent[slug] != slug:
+                parent[slug] = parent[parent[slug]]
+                slug = parent[slug]
+            return slug
+
+        for pair in peers:
+            a, b = find(pair.entity), find(pair.peer)
+            if a != b:
+                parent[max(a, b)] = min(a, b)
+        self._group = {slug: find(slug) for slug in list(parent)}
+
+    def fold_key(self, subject: str) -> str:
+        """Return the key a subject is folded under: its peer group, else itself."""
+        return self._group.get(subject, subject)
+
+    def peers_in(self, fold_key: str) -> tuple[PeerPair, ...]:
+        """Return the peer pairs whose both sides fold under ``fold_key``."""
+        return tuple(pair for pair in self.peers if self.fold_key(pair.entity) == fold_key)
+
+    def table_key(self, series: SeriesId) -> str:
+        """Return the table key of a series: ``<fold key>/<series>``."""
+        return f"{self.fold_key(series.subject)}/{series.encode()}"
+
+
+def split_table_key(key: str) -> tuple[str, SeriesId]:
+    """Split a table key into its fold key and its series."""
+    fold_key, _, series = key.partition("/")
+    return fold_key, SeriesId.decode(series)

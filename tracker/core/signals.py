@@ -1,0 +1,209 @@
+"""Signals derived from folded series: what /metrics and /v1/signals show.
+
+Every function here reads series values (see ``tracker.core.fold``) and
+returns ``Signal`` tuples; nothing is stored, so a signal is always a
+function of the live facts. Event time only: "latest" means the newest
+``occurred_on`` (ties broken by precision, then id), never the newest arrival.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from tracker.core.dates import PartialDate, months_between
+from tracker.core.fold import SeriesValue, live_facts
+from tracker.core.routing import INVESTMENT_METRIC, Router, SeriesId, split_table_key
+
+__all__ = ["SIGNAL_HELP", "TRAILING_WINDOWS", "Signal", "derive_signals"]
+
+TRAILING_WINDOWS = {"90d": 90, "365d": 365}
+_KIND_TYPE = {
+    "usage": "usage.reported",
+    "investment": "investment.announced",
+    "chip": "chip_delivery.reported",
+    "export": "export_rule.changed",
+}
+
+SIGNAL_HELP = {
+    "market_usage": "Latest usage figure by event time (point estimate).",
+    "market_usage_growth_monthly_ratio": "Compounded monthly growth between the two newest usage figures.",
+    "market_investment_usd": "Latest announced AI-infrastructure spending for a period, in USD.",
+    "market_investment_growth_ratio": "Growth of announced spending versus the previous period.",
+    "market_chip_units": "Chip units summed over distinct live reports, by stage.",
+    "market_chip_order_value_usd": "Value of ordered chips: units times unit price, in USD.",
+    "market_export_rule_state": "Export regime by latest effective date: +1 loosened, -1 tightened.",
+    "market_export_rule_changed_timestamp_seconds": "Effective date of the latest export-rule change.",
+    "market_peer_ratio": "Entity's latest figure divided by its peer's, for configured peer pairs.",
+    "market_signal_observed_timestamp_seconds": "Event time of the newest observation of a signal.",
+    "market_events_trailing": "Live events in a trailing window anchored at the entity's newest event.",
+}
+
+
+@dataclass(frozen=True)
+class Signal:
+    """One derived value with its family name and labels."""
+
+    name: str
+    labels: tuple[tuple[str, str], ...]
+    value: float
+
+    def label(self, name: str) -> str:
+        """Return one label's value."""
+        return dict(self.labels)[name]
+
+
+def _signal(name: str, value: float, **labels: str) -> Signal:
+    return Signal(name, tuple(labels.items()), value)
+
+
+def _timestamp(date: PartialDate) -> float:
+    return dt.datetime.combine(date.start, dt.time(), dt.UTC).timestamp()
+
+
+def _newest_first(facts: Iterable[tuple[str, list[Any]]]) -> list[tuple[str, list[Any], PartialDate]]:
+    dated = [(event_id, payload, PartialDate.parse(payload[1])) for event_id, payload in facts]
+    dated.sort(key=lambda item: (item[2].sort_key(), item[0]), reverse=True)
+    return dated
+
+
+def _monthly_growth(newer: tuple[float, PartialDate], older: tuple[float, PartialDate]) -> float | None:
+    months = months_between(older[1], newer[1])
+    if months <= 0 or older[0] <= 0:
+        return None
+    return float((newer[0] / older[0]) ** (1 / months) - 1)
+
+
+def _usage(series: SeriesId, value: SeriesValue) -> list[Signal]:
+    entity, metric = series.labels
+    dated = _newest_first(live_facts(value))
+    if not dated:
+        return []
+    _, newest, newest_date = dated[0]
+    out = [
+        _signal("market_usage", newest[2], entity=entity, metric=metric),
+        _signal("market_signal_observed_timestamp_seconds", _timestamp(newest_date), entity=entity, metric=metric),
+    ]
+    older = next((item for item in dated if item[2].month_index < newest_date.month_index), None)
+    if older is not None:
+        growth = _monthly_growth((newest[2], newest_date), (older[1][2], older[2]))
+        if growth is not None:
+            out.append(_signal("market_usage_growth_monthly_ratio", growth, entity=entity, metric=metric))
+    return out
+
+
+def _investment(series: SeriesId, value: SeriesValue) -> list[Signal]:
+    (entity,) = series.labels
+    dated = _newest_first(live_facts(value))
+    if not dated:
+        return []
+    by_period: dict[int, float] = {}
+    for _, payload, _ in dated:
+        by_period.setdefault(payload[2], payload[3])
+    out = [
+        _signal("market_investment_usd", amount, entity=entity, period=str(period))
+        for period, amount in sorted(by_period.items())
+    ]
+    for period, amount in sorted(by_period.items()):
+        previous = by_period.get(period - 1)
+        if previous:
+            out.append(_signal("market_investment_growth_ratio", amount / previous - 1, entity=entity, period=str(period)))
+    out.append(
+        _signal("market_signal_observed_timestamp_seconds", _timestamp(dated[0][2]), entity=entity, metric=INVESTMENT_METRIC)
+    )
+    return out
+
+
+def _chip(series: SeriesId, value: SeriesValue) -> list[Signal]:
+    buyer, vendor, product = series.labels
+    units: dict[str, float] = defaultdict(float)
+    order_value, priced = 0.0, False
+    for _, (_, _, stage, count, price) in live_facts(value):
+        units[stage] += count
+        if stage == "ordered" and price is not None:
+            order_value += count * price
+            priced = True
+    out = [
+        _signal("market_chip_units", total, buyer=buyer, vendor=vendor, product=product, stage=stage)
+        for stage, total in sorted(units.items())
+    ]
+    if priced:
+        out.append(_signal("market_chip_order_value_usd", order_value, buyer=buyer, vendor=vendor, product=product))
+    return out
+
+
+def _export(series: SeriesId, value: SeriesValue) -> list[Signal]:
+    authority, product, destination = series.labels
+    changes = [
+        (PartialDate.parse(payload[2]).sort_key(), PartialDate.parse(payload[1]).sort_key(), event_id, payload)
+        for event_id, payload in live_facts(value)
+    ]
+    if not changes:
+        return []
+    *_, latest = max(changes)
+    labels = {"authority": authority, "product": product, "destination": destination}
+    return [
+        _signal("market_export_rule_state", float(latest[3]), **labels),
+        _signal("market_export_rule_changed_timestamp_seconds", _timestamp(PartialDate.parse(latest[2])), **labels),
+    ]
+
+
+_SERIES_SIGNALS = {"usage": _usage, "investment": _investment, "chip": _chip, "export": _export}
+
+
+def _latest_figure(series: Mapping[SeriesId, SeriesValue], entity: str, metric: str) -> float | None:
+    if metric == INVESTMENT_METRIC:
+        value = series.get(SeriesId("investment", (entity,)))
+        if value is None:
+            return None
+        dated = sorted(
+            ((PartialDate.parse(p[1]).sort_key(), p[2], event_id, p[3]) for event_id, p in live_facts(value)),
+            reverse=True,
+        )
+        return dated[0][3] if dated else None
+    value = series.get(SeriesId("usage", (entity, metric)))
+    dated_usage = _newest_first(live_facts(value)) if value is not None else []
+    return float(dated_usage[0][1][2]) if dated_usage else None
+
+
+def _trailing(series: Mapping[SeriesId, SeriesValue]) -> list[Signal]:
+    dates: dict[str, list[tuple[str, dt.date]]] = defaultdict(list)
+    for series_id, value in series.items():
+        for _, payload in live_facts(value):
+            dates[series_id.subject].append((_KIND_TYPE[series_id.kind], PartialDate.parse(payload[1]).start))
+    out = []
+    for entity, facts in sorted(dates.items()):
+        anchor = max(day for _, day in facts)
+        for window, days in TRAILING_WINDOWS.items():
+            counts: dict[str, int] = defaultdict(int)
+            for kind, day in facts:
+                if (anchor - day).days < days:
+                    counts[kind] += 1
+            out.extend(
+                _signal("market_events_trailing", float(count), entity=entity, type=kind, window=window)
+                for kind, count in sorted(counts.items())
+            )
+    return out
+
+
+def derive_signals(router: Router, state: Mapping[str, SeriesValue]) -> list[Signal]:
+    """Derive every signal from table keys and series values (tombstone keys are skipped)."""
+    groups: dict[str, dict[SeriesId, SeriesValue]] = defaultdict(dict)
+    for key, value in state.items():
+        if not key.startswith("#"):
+            fold_key, series_id = split_table_key(key)
+            groups[fold_key][series_id] = value
+    out: list[Signal] = []
+    for fold_key, series in sorted(groups.items()):
+        for series_id, value in sorted(series.items(), key=lambda item: item[0].encode()):
+            out.extend(_SERIES_SIGNALS[series_id.kind](series_id, value))
+        out.extend(_trailing(series))
+        for pair in router.peers_in(fold_key):
+            mine = _latest_figure(series, pair.entity, pair.metric)
+            theirs = _latest_figure(series, pair.peer, pair.metric)
+            if mine is not None and theirs:
+                out.append(_signal("market_peer_ratio", mine / theirs, entity=pair.entity, peer=pair.peer, metric=pair.metric))
+    return out

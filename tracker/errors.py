@@ -1,0 +1,82 @@
+"""Every exception the tracker raises on purpose.
+
+    TrackerError
+    ├── DomainError                  a fact or a request breaks the contract
+    │   ├── EventValidationError     one record failed the event contract
+    │   └── InputFormatError         a body or file could not be parsed at all
+    ├── ConfigurationError           settings or a config file are unusable
+    └── InfrastructureError          something outside the process failed
+        ├── BrokerError              provisioning or running the local broker
+        └── PublishError             the broker did not acknowledge a record
+
+Infrastructure errors keep the client library's error as ``__cause__`` and,
+where the library has one, its error code in ``code``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+__all__ = [
+    "BrokerError",
+    "ConfigurationError",
+    "DomainError",
+    "EventValidationError",
+    "FieldError",
+    "InfrastructureError",
+    "InputFormatError",
+    "PublishError",
+    "TrackerError",
+]
+
+
+@dataclass(frozen=True)
+class FieldError:
+    """One reason a record was refused, located by its field path."""
+
+    path: str
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.reason}" if self.path else self.reason
+
+
+class TrackerError(Exception):
+    """Base of every error the tracker raises on purpose."""
+
+
+class DomainError(TrackerError):
+    """A fact or a request breaks the event contract."""
+
+
+class EventValidationError(DomainError):
+    """One record failed validation; ``errors`` locates each problem."""
+
+    def __init__(self, errors: Sequence[FieldError]) -> None:
+        self.errors = tuple(errors)
+        super().__init__("; ".join(str(error) for error in self.errors))
+
+
+class InputFormatError(DomainError):
+    """A body or a file could not be parsed as JSON, JSON Lines or a JSON array."""
+
+
+class ConfigurationError(TrackerError):
+    """Settings or a configuration file cannot be used."""
+
+
+class InfrastructureError(TrackerError):
+    """Something outside the process (broker, network, JVM) failed."""
+
+    def __init__(self, message: str, code: str | None = None) -> None:
+        self.code = code
+        super().__init__(message)
+
+
+class BrokerError(InfrastructureError):
+    """The local Kafka broker could not be provisioned, started or stopped."""
+
+
+class PublishError(InfrastructureError):
+    """The broker did not acknowledge a record."""

@@ -1,0 +1,135 @@
+"""Publish validated events to the events topic: acks=all, idempotent, routed by fold key."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any
+
+from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaError
+
+from tracker.core.events import Event, EventRetracted
+from tracker.core.routing import Router, series_of
+from tracker.errors import PublishError
+from tracker.kafka.partitioning import broadcast_key, partitioner
+from tracker.settings import Settings
+
+__all__ = ["BROADCAST_HEADER", "Publisher", "Receipt", "encode_event"]
+
+#: Set on each copy of a retraction that the publisher sent to every partition.
+BROADCAST_HEADER = ("tracker-route", b"broadcast")
+
+
+@dataclass(frozen=True)
+class Receipt:
+    """Where the broker stored an event: its id, and partition/offset per copy."""
+
+    event_id: str
+    placements: tuple[tuple[int, int], ...]
+
+    @property
+    def partition(self) -> int:
+        """Return the partition of the first copy."""
+        return self.placements[0][0]
+
+    @property
+    def offset(self) -> int:
+        """Return the offset of the first copy."""
+        return self.placements[0][1]
+
+
+def encode_event(event: Event) -> bytes:
+    """Return the record value: the event as compact JSON, its id filled in."""
+    data: dict[str, Any] = {"id": event.event_id, **event.model_dump(mode="json", exclude_none=True)}
+    return json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def record_key(router: Router, event: Event) -> str:
+    """Return the record key of a fact: the fold key of its subject."""
+    series = series_of(event)
+    assert series is not None
+    return router.fold_key(series.subject)
+
+
+class Publisher:
+    """An idempotent producer for the events topic; use it as an async context manager."""
+
+    def __init__(self, settings: Settings, router: Router) -> None:
+        self.settings = settings
+        self.router = router
+        self._producer: AIOKafkaProducer | None = None
+        self._partitions: int = settings.partitions
+
+    async def __aenter__(self) -> Publisher:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.stop()
+
+    async def start(self) -> None:
+        """Connect to the cluster; raise PublishError when it cannot be reached."""
+        # acks=all + idempotence: an acknowledged record is on every in-sync replica,
+        # exactly once per producer session. linger batches records for throughput;
+        # request_timeout bounds how long a caller waits while the broker is away.
+        producer = AIOKafkaProducer(
+            bootstrap_servers=self.settings.bootstrap,
+            acks="all",
+            enable_idempotence=True,
+            linger_ms=5,
+            max_batch_size=256 * 1024,
+            request_timeout_ms=15000,
+            partitioner=partitioner,
+            client_id=f"{self.settings.app_id}-publisher",
+        )
+        try:
+            await producer.start()
+            partitions = await producer.partitions_for(self.settings.events_topic)
+        except KafkaError as exc:
+            await producer.stop()
+            raise PublishError(
+                f"cannot reach Kafka at {self.settings.bootstrap}: {exc}", code=type(exc).__name__
+            ) from exc
+        self._partitions = len(partitions)
+        self._producer = producer
+
+    async def stop(self) -> None:
+        """Flush and disconnect."""
+        if self._producer is not None:
+            await self._producer.stop()
+            self._producer = None
+
+    async def publish(self, events: Sequence[Event]) -> list[Receipt | PublishError]:
+        """Send events concurrently; return a receipt or the error for each, in order."""
+        return list(await asyncio.gather(*(self._send(event) for event in events)))
+
+    async def _send(self, event: Event) -> Receipt | PublishError:
+        assert self._producer is not None, "Publisher.start() was not called"
+        value = encode_event(event)
+        topic = self.settings.events_topic
+        try:
+            if isinstance(event, EventRetracted):
+                # A retraction does not know its target's partition: every partition gets a copy.
+                futures = [
+                    await self._producer.send(
+                        topic,
+                        value,
+                        key=broadcast_key(partition, event.event_id).encode(),
+                        partition=partition,
+                        headers=[BROADCAST_HEADER],
+                    )
+                    for partition in range(self._partitions)
+                ]
+            else:
+                key = record_key(self.router, event).encode()
+                futures = [await self._producer.send(topic, value, key=key)]
+            metadata = await asyncio.gather(*futures)
+        except KafkaError as exc:
+            return PublishError(f"{event.event_id}: not acknowledged: {exc}", code=type(exc).__name__)
+        return Receipt(event.event_id, tuple((m.partition, m.offset) for m in metadata))

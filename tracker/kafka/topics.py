@@ -1,0 +1,58 @@
+"""Create the topics the tracker owns, with the partition count its tables use."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import KafkaError, TopicAlreadyExistsError
+
+from tracker.errors import InfrastructureError
+from tracker.settings import Settings
+
+__all__ = ["ensure_topics"]
+
+
+async def _described(admin: AIOKafkaAdminClient, names: list[str]) -> list[dict[str, Any]]:
+    # A topic just created may be described with no partitions until its
+    # metadata reaches the broker that answers: ask again for a few seconds.
+    for _ in range(50):
+        described: list[dict[str, Any]] = await admin.describe_topics(names)
+        if all(topic["partitions"] and not topic["error_code"] for topic in described):
+            return described
+        await asyncio.sleep(0.2)
+    return described
+
+
+async def ensure_topics(settings: Settings) -> None:
+    """Create the events and dead-letter topics if missing; fail if a count differs."""
+    wanted = {settings.events_topic: settings.partitions, settings.dead_letter_topic: settings.partitions}
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap, request_timeout_ms=15000)
+    try:
+        await admin.start()
+        # Retention: the events topic is the log of record, so it is never deleted.
+        configs = {"retention.ms": "-1", "min.insync.replicas": "1"}
+        new = [
+            NewTopic(name, count, settings.replication_factor, topic_configs=configs)
+            for name, count in wanted.items()
+        ]
+        for topic in new:
+            try:
+                await admin.create_topics([topic])
+            except TopicAlreadyExistsError:
+                pass
+        described = await _described(admin, list(wanted))
+    except KafkaError as exc:
+        raise InfrastructureError(
+            f"cannot create topics on {settings.bootstrap}: {exc}", code=type(exc).__name__
+        ) from exc
+    finally:
+        await admin.close()
+    for topic in described:
+        count = len(topic["partitions"])
+        if count != wanted[topic["topic"]]:
+            raise InfrastructureError(
+                f"topic {topic['topic']} has {count} partitions but TRACKER_PARTITIONS is "
+                f"{wanted[topic['topic']]}: use a new TRACKER_TOPIC_PREFIX or the matching count"
+            )

@@ -1,0 +1,1 @@
+"""The worker: the Faust topology, the HTTP API and the Prometheus collector around the core."""

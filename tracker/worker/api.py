@@ -1,0 +1,118 @@
+"""The worker's HTTP API: ingest events, read signals. Faust serves it next to /metrics."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from tracker.core.decode import split_records
+from tracker.core.signals import Signal
+from tracker.errors import InputFormatError, PublishError
+from tracker.kafka.publisher import Publisher, Receipt
+from tracker.settings import Settings
+
+__all__ = ["Ingestion", "TooLarge", "ingest_body", "read_limited", "signals_document"]
+
+
+class TooLarge(Exception):
+    """The request body is above the configured limit."""
+
+
+async def read_limited(content: Any, limit: int) -> bytes:
+    """Read an aiohttp body stream, refusing it as soon as it passes ``limit`` bytes."""
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        chunk = await content.read(64 * 1024)
+        if not chunk:
+            return b"".join(chunks)
+        size += len(chunk)
+        if size > limit:
+            raise TooLarge(f"request body is larger than {limit} bytes")
+        chunks.append(chunk)
+
+
+@dataclass
+class Ingestion:
+    """Validate and publish posted events, one lazily started publisher per worker."""
+
+    settings: Settings
+    publisher: Publisher
+    _started: bool = False
+    _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+    async def publisher_ready(self) -> Publisher:
+        """Start the publisher on first use."""
+        async with self._lock:
+            if not self._started:
+                await self.publisher.start()
+                self._started = True
+        return self.publisher
+
+    async def close(self) -> None:
+        """Stop the publisher if it was started."""
+        if self._started:
+            await self.publisher.stop()
+            self._started = False
+
+
+async def ingest_body(ingestion: Ingestion, body: bytes) -> tuple[int, dict[str, Any]]:
+    """Validate a body and publish its valid records; return (HTTP status, response document)."""
+    try:
+        records = list(split_records(body))
+    except InputFormatError as exc:
+        return 400, {"error": str(exc)}
+    results: list[dict[str, Any]] = []
+    valid = [record for record in records if record.event is not None]
+    receipts: list[Receipt | PublishError] = []
+    if valid:
+        try:
+            publisher = await ingestion.publisher_ready()
+            receipts = await publisher.publish([record.event for record in valid if record.event])
+        except PublishError as exc:
+            receipts = [exc] * len(valid)
+    by_line = {record.line: receipt for record, receipt in zip(valid, receipts, strict=True)}
+    for record in records:
+        if record.event is None:
+            errors = [{"path": error.path, "reason": error.reason} for error in record.errors]
+            results.append({"line": record.line, "status": "rejected", "errors": errors})
+            continue
+        receipt = by_line[record.line]
+        if isinstance(receipt, Receipt):
+            placements = [{"partition": p, "offset": o} for p, o in receipt.placements]
+            results.append(
+                {
+                    "line": record.line,
+                    "status": "accepted",
+                    "id": receipt.event_id,
+                    "partition": receipt.partition,
+                    "offset": receipt.offset,
+                    "placements": placements,
+                }
+            )
+        else:
+            results.append(
+                {"line": record.line, "status": "failed", "id": record.event.event_id, "error": str(receipt)}
+            )
+    accepted = sum(result["status"] == "accepted" for result in results)
+    failed = sum(result["status"] == "failed" for result in results)
+    rejected = len(results) - accepted - failed
+    summary = {"accepted": accepted, "rejected": rejected, "failed": failed, "results": results}
+    if failed:
+        return 503, summary
+    if records and not accepted:
+        return 422, summary
+    return 202, summary
+
+
+def signals_document(signals: list[Signal], match: Callable[[Signal], bool]) -> dict[str, Any]:
+    """Return signals as JSON: name, labels and value of each."""
+    return {
+        "signals": [
+            {"name": signal.name, "labels": dict(signal.labels), "value": signal.value}
+            for signal in signals
+            if match(signal)
+        ]
+    }

@@ -1,0 +1,172 @@
+"""Wire the worker: one Faust app, its topics and table, the batch fold agent and the web routes.
+
+This is the only module that knows both Faust and the core. ``build_worker``
+makes everything from a ``Settings`` object; nothing happens at import time.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import faust
+from faust.sensors.prometheus import setup_prometheus_sensors
+from faust.web import Request, Response, View
+from prometheus_client import CollectorRegistry
+
+from tracker.core.routing import Router
+from tracker.core.signals import Signal, derive_signals
+from tracker.kafka.partitioning import partitioner
+from tracker.kafka.publisher import Publisher
+from tracker.settings import Settings
+from tracker.worker.api import Ingestion, TooLarge, ingest_body, read_limited, signals_document
+from tracker.worker.folding import BatchFolder, Incoming
+from tracker.worker.metrics import PipelineMetrics, SignalCollector, owned_state
+
+__all__ = ["Worker", "build_worker"]
+
+
+@dataclass
+class Worker:
+    """A built worker: the Faust app plus what tests and the CLI need to reach."""
+
+    app: faust.App
+    settings: Settings
+    router: Router
+    table: Any
+    registry: CollectorRegistry
+
+    def owned_partitions(self) -> set[int]:
+        """Return the events-topic partitions this worker actively owns now."""
+        actives = self.app.assignor.assigned_actives()
+        return {tp.partition for tp in actives if tp.topic == self.settings.events_topic}
+
+    def signals(self) -> list[Signal]:
+        """Derive the signals of the keys this worker owns."""
+        state = owned_state(self.table, self.owned_partitions(), self.settings.partitions)
+        return derive_signals(self.router, state)
+
+
+def build_worker(settings: Settings) -> Worker:
+    """Build the Faust app for ``settings`` (topics, table, agent, routes, metrics)."""
+    router = Router(settings.peer_pairs)
+    app = faust.App(
+        # The Faust id names the consumer group and prefixes internal topics,
+        # so the topic prefix goes in front of it too.
+        f"{settings.topic_prefix}{settings.app_id}",
+        broker=f"kafka://{settings.bootstrap}",
+        store="memory://",
+        datadir=str(settings.data_dir / "faust"),
+        autodiscover=False,
+        web_enabled=True,
+        web_host=settings.http_host,
+        web_bind=settings.http_host,
+        web_port=settings.http_port,
+        web_application_options={"client_max_size": settings.max_body_bytes + 1},
+        topic_partitions=settings.partitions,
+        topic_replication_factor=settings.replication_factor,
+        producer_partitioner=partitioner,
+        producer_acks=-1,
+        consumer_auto_offset_reset="earliest",
+        processing_guarantee="at_least_once",
+        # Table keys are text hashed by our partitioner; values are plain JSON.
+        key_serializer="raw",
+        value_serializer="json",
+    )
+    events_topic = app.topic(
+        settings.events_topic,
+        key_type=bytes,
+        value_type=bytes,
+        key_serializer="raw",
+        value_serializer="raw",
+        partitions=settings.partitions,
+    )
+    dead_letters = app.topic(
+        settings.dead_letter_topic, key_serializer="raw", value_serializer="raw", partitions=settings.partitions
+    )
+    # use_partitioner: the agent writes the table once per key per batch, outside
+    # per-event iteration; changelog partitions then come from our partitioner,
+    # which sends every key to its fold key's partition, as the events topic does.
+    table = app.Table(
+        "series",
+        default=None,
+        partitions=settings.partitions,
+        use_partitioner=True,
+        key_type=str,
+    )
+    registry = CollectorRegistry()
+    metrics = PipelineMetrics.create(registry)
+    worker = Worker(app, settings, router, table, registry)
+    registry.register(SignalCollector(router, worker.signals))
+    setup_prometheus_sensors(app, pattern="/metrics", registry=registry, name_prefix="faust")
+
+    async def send(topic: str, key: bytes, value: bytes, partition: int | None, headers: list[tuple[str, bytes]]) -> Any:
+        target = events_topic if topic == settings.events_topic else dead_letters
+        return await target.send(key=key, value=value, partition=partition, headers=headers)
+
+    folder = BatchFolder(
+        router, table, send, settings.events_topic, settings.dead_letter_topic, settings.partitions, metrics
+    )
+
+    async def fold(stream: Any) -> None:
+        async for events in stream.take_events(settings.batch_size, within=settings.batch_within_seconds):
+            await folder.fold([_incoming(event) for event in events])
+
+    app.agent(events_topic, name="fold")(fold)
+    _install_routes(app, worker, Ingestion(settings, Publisher(settings, router)))
+    return worker
+
+
+def _incoming(event: Any) -> Incoming:
+    message = event.message
+    headers = message.headers.items() if isinstance(message.headers, dict) else (message.headers or ())
+    return Incoming(
+        topic=message.topic,
+        partition=message.partition,
+        offset=message.offset,
+        key=message.key,
+        value=message.value,
+        headers=tuple((name, bytes(value)) for name, value in headers),
+        timestamp=message.timestamp,
+    )
+
+
+def _install_routes(app: faust.App, worker: Worker, ingestion: Ingestion) -> None:
+    limit = worker.settings.max_body_bytes
+
+    @app.page("/v1/events")
+    class Events(View):  # type: ignore[misc]
+        async def post(self, request: Request) -> Response:
+            """Validate and publish a JSON object, a JSON array or NDJSON."""
+            try:
+                body = await read_limited(request.content, limit)
+            except TooLarge as exc:
+                return self.json({"error": str(exc)}, status=413)
+            status, document = await ingest_body(ingestion, body)
+            return self.json(document, status=status)
+
+    @app.page("/v1/signals")
+    class Signals(View):  # type: ignore[misc]
+        async def get(self, request: Request) -> Response:
+            """List derived signals; ``name`` and label query parameters filter them."""
+            wanted = dict(request.query)
+
+            def match(signal: Signal) -> bool:
+                labels = dict(signal.labels)
+                return all(
+                    signal.name == value if key == "name" else labels.get(key) == value
+                    for key, value in wanted.items()
+                )
+
+            return self.json(signals_document(worker.signals(), match))
+
+    @app.page("/healthz")
+    class Health(View):  # type: ignore[misc]
+        async def get(self, request: Request) -> Response:
+            """Answer while the worker runs; report the partitions it owns."""
+            return self.json({"status": "ok", "partitions": sorted(worker.owned_partitions())})
+
+    @app.service
+    class IngestionService(faust.Service):  # type: ignore[misc]
+        async def on_stop(self) -> None:
+            await ingestion.close()

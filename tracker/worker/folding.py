@@ -1,0 +1,144 @@
+"""Fold a batch of Kafka records into the series table: decode, route, apply, write once per key.
+
+A record is folded only on its home partition (the partition its fold key
+maps to). A record that arrived elsewhere, written by some other producer, is
+re-sent with the right key and skipped here; a retraction that was not
+broadcast by our publisher is broadcast now. Invalid records go to the
+dead-letter topic with the reason. None of this trusts delivery: folding the
+same record twice changes nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Awaitable, Callable, Iterable, MutableMapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from tracker.core.decode import decode_event
+from tracker.core.events import EventRetracted
+from tracker.core.fold import FoldBatch, Outcome, SeriesValue
+from tracker.core.routing import Router
+from tracker.errors import EventValidationError
+from tracker.kafka.partitioning import broadcast_key, partition_for
+from tracker.kafka.publisher import BROADCAST_HEADER, encode_event, record_key
+from tracker.worker.metrics import PipelineMetrics
+
+__all__ = ["BatchFolder", "Incoming", "Send"]
+
+
+@dataclass(frozen=True)
+class Incoming:
+    """One record as the folder needs it, independent of Faust's event type."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes
+    headers: tuple[tuple[str, bytes], ...]
+    timestamp: float | None
+
+
+class Send(Protocol):
+    """Send a record to a topic (the events topic or the dead-letter topic)."""
+
+    def __call__(
+        self, topic: str, key: bytes, value: bytes, partition: int | None, headers: list[tuple[str, bytes]]
+    ) -> Awaitable[Any]: ...
+
+
+def _tombstones_key(partition: int) -> str:
+    return broadcast_key(partition, "retractions")
+
+
+class BatchFolder:
+    """Apply batches of records to a table through the pure fold."""
+
+    def __init__(
+        self,
+        router: Router,
+        table: MutableMapping[str, SeriesValue],
+        send: Send,
+        events_topic: str,
+        dead_letter_topic: str,
+        partitions: int,
+        metrics: PipelineMetrics,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.router = router
+        self.table = table
+        self.send = send
+        self.events_topic = events_topic
+        self.dead_letter_topic = dead_letter_topic
+        self.partitions = partitions
+        self.metrics = metrics
+        self.clock = clock
+
+    def _keys_on(self, partition: int) -> Callable[[], Iterable[str]]:
+        def keys() -> Iterable[str]:
+            return [key for key in list(self.table) if partition_for(key, self.partitions) == partition]
+
+        return keys
+
+    async def fold(self, records: Sequence[Incoming]) -> None:
+        """Fold one batch; every changed table key is written exactly once."""
+        batches: dict[int, FoldBatch] = {}
+        for record in records:
+            batch = batches.get(record.partition)
+            if batch is None:
+                batch = FoldBatch(self.router, self.table.get, self._keys_on(record.partition))
+                batches[record.partition] = batch
+            await self._fold_one(record, batch)
+        for batch in batches.values():
+            for key, value in batch.changed.items():
+                self.table[key] = value
+        now = self.clock()
+        for record in records:
+            if record.timestamp is not None:
+                self.metrics.latency.observe(max(0.0, now - record.timestamp))
+
+    async def _fold_one(self, record: Incoming, batch: FoldBatch) -> None:
+        try:
+            event = decode_event(record.value)
+        except EventValidationError as exc:
+            await self._dead_letter(record, exc)
+            return
+        event_id = event.event_id
+        if isinstance(event, EventRetracted):
+            if BROADCAST_HEADER not in record.headers:
+                await self._broadcast(event_id, record)
+                self.metrics.rerouted.inc()
+                return
+        else:
+            key = record_key(self.router, event)
+            if partition_for(key, self.partitions) != record.partition:
+                await self.send(self.events_topic, key.encode(), encode_event(event), None, [])
+                self.metrics.rerouted.inc()
+                return
+        outcome = batch.apply(event, event_id, _tombstones_key(record.partition))
+        self.metrics.events.labels(type=event.type).inc()
+        if outcome is Outcome.DUPLICATE:
+            self.metrics.duplicates.inc()
+        elif outcome is Outcome.ID_CONFLICT:
+            self.metrics.rejected.labels(reason="id_conflict").inc()
+
+    async def _broadcast(self, event_id: str, record: Incoming) -> None:
+        for partition in range(self.partitions):
+            key = broadcast_key(partition, event_id).encode()
+            await self.send(self.events_topic, key, record.value, partition, [BROADCAST_HEADER])
+
+    async def _dead_letter(self, record: Incoming, exc: EventValidationError) -> None:
+        reason = "invalid_json" if any(not error.path for error in exc.errors) else "invalid_event"
+        self.metrics.rejected.labels(reason=reason).inc()
+        letter = {
+            "reason": reason,
+            "errors": [{"path": error.path, "reason": error.reason} for error in exc.errors],
+            "topic": record.topic,
+            "partition": record.partition,
+            "offset": record.offset,
+            "value": record.value.decode("utf-8", errors="replace"),
+        }
+        key = record.key or f"{record.topic}:{record.partition}:{record.offset}".encode()
+        await self.send(self.dead_letter_topic, key, json.dumps(letter).encode(), None, [])

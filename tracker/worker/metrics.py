@@ -1,0 +1,92 @@
+"""Prometheus exposition: pipeline counters, and signals read from the tables at scrape time.
+
+Signals are never kept in gauges: the collector derives them from the table
+on every scrape, restricted to the partitions this worker owns right now, so
+a rebalance can never leave a stale series behind.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from tracker.core.fold import SeriesValue
+from tracker.core.routing import Router
+from tracker.core.signals import SIGNAL_HELP, Signal, derive_signals
+from tracker.kafka.partitioning import partition_for
+
+__all__ = ["PipelineMetrics", "SignalCollector", "owned_state"]
+
+
+@dataclass(frozen=True)
+class PipelineMetrics:
+    """The worker's own counters, registered on one registry."""
+
+    events: Counter
+    rejected: Counter
+    duplicates: Counter
+    rerouted: Counter
+    latency: Histogram
+
+    @classmethod
+    def create(cls, registry: CollectorRegistry) -> PipelineMetrics:
+        """Register the pipeline metrics on ``registry``."""
+        return cls(
+            events=Counter("tracker_events", "Events folded, by type.", ["type"], registry=registry),
+            rejected=Counter(
+                "tracker_events_rejected", "Records refused, by reason.", ["reason"], registry=registry
+            ),
+            duplicates=Counter(
+                "tracker_events_duplicate", "Events whose id was already folded.", registry=registry
+            ),
+            rerouted=Counter(
+                "tracker_events_rerouted",
+                "Records re-sent to their home partition (or broadcast) before folding.",
+                registry=registry,
+            ),
+            latency=Histogram(
+                "tracker_processing_latency_seconds",
+                "Time from a record's broker timestamp to its fold.",
+                buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
+                registry=registry,
+            ),
+        )
+
+
+def owned_state(
+    table: Mapping[str, SeriesValue], owned: set[int], partitions: int
+) -> dict[str, SeriesValue]:
+    """Return the table entries whose keys live on the partitions in ``owned``."""
+    return {key: value for key, value in list(table.items()) if partition_for(key, partitions) in owned}
+
+
+class SignalCollector(Collector):
+    """Expose derived signals as gauge families, computed at scrape time."""
+
+    def __init__(self, router: Router, signals: Callable[[], list[Signal]]) -> None:
+        self.router = router
+        self.signals = signals
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        """Yield one gauge family per signal name."""
+        by_name: dict[str, list[Signal]] = defaultdict(list)
+        for signal in self.signals():
+            by_name[signal.name].append(signal)
+        for name, help_text in SIGNAL_HELP.items():
+            members = by_name.get(name, [])
+            if not members:
+                continue
+            family = GaugeMetricFamily(name, help_text, labels=[label for label, _ in members[0].labels])
+            for signal in members:
+                family.add_metric([value for _, value in signal.labels], signal.value)
+            yield family
+
+
+def signals_of(router: Router, state: Mapping[str, SeriesValue]) -> list[Signal]:
+    """Derive the signals of a state snapshot."""
+    return derive_signals(router, state)
