@@ -45,7 +45,11 @@ def cmd_kafka(settings: Settings, args: argparse.Namespace) -> int:
         print("kafka stopped")
     else:
         status = broker.status()
-        print(f"kafka running on {broker.bootstrap_servers} (pid {status.pid})" if status.running else "kafka stopped")
+        print(
+            f"kafka running on {broker.bootstrap_servers} (pid {status.pid})"
+            if status.running
+            else "kafka stopped"
+        )
         return 0 if status.running else 3
     return 0
 
@@ -60,7 +64,9 @@ def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
     asyncio.run(ensure_topics(settings))
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     worker = build_worker(settings)
-    faust.Worker(worker.app, loglevel=settings.log_level.upper(), quiet=True).execute_from_commandline()
+    faust.Worker(
+        worker.app, loglevel=settings.log_level.upper(), quiet=True
+    ).execute_from_commandline()
     return 0
 
 
@@ -107,7 +113,9 @@ def cmd_publish(settings: Settings, args: argparse.Namespace) -> int:
         if isinstance(receipt, Receipt) and args.verbose:
             print(f"{receipt.event_id}\tpartition={receipt.partition}\toffset={receipt.offset}")
     published = len(receipts) - len(failed)
-    print(f"published {published}, rejected {rejected}, failed {len(failed)} -> {settings.events_topic}")
+    print(
+        f"published {published}, rejected {rejected}, failed {len(failed)} -> {settings.events_topic}"
+    )
     if failed:
         return EXIT_UNAVAILABLE
     return EXIT_REJECTED if rejected else 0
@@ -148,7 +156,9 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     kafka = commands.add_parser("kafka", help="run the local single-node Kafka broker (KRaft)")
-    kafka.add_argument("action", choices=["start", "stop", "status"], help="what to do with the broker")
+    kafka.add_argument(
+        "action", choices=["start", "stop", "status"], help="what to do with the broker"
+    )
     kafka.set_defaults(run=cmd_kafka)
 
     worker = commands.add_parser(
@@ -156,10 +166,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     worker.set_defaults(run=cmd_worker)
 
-    publish = commands.add_parser("publish", help="validate and publish events from a file or stdin")
+    publish = commands.add_parser(
+        "publish", help="validate and publish events from a file or stdin"
+    )
     publish.add_argument("path", help="JSON Lines file or JSON array; '-' reads stdin")
-    publish.add_argument("--strict", action="store_true", help="publish nothing unless every record is valid")
-    publish.add_argument("-v", "--verbose", action="store_true", help="print id, partition and offset of each")
+    publish.add_argument(
+        "--strict", action="store_true", help="publish nothing unless every record is valid"
+    )
+    publish.add_argument(
+        "-v", "--verbose", action="store_true", help="print id, partition and offset of each"
+    )
     publish.set_defaults(run=cmd_publish)
 
     demo = commands.add_parser("demo", help="broker + worker + seed events, then print the signals")
@@ -169,7 +185,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     schema = commands.add_parser("schema", help="write the JSON Schema of each event type")
     schema.add_argument("--out", default="events/schema", help="directory to write into")
-    schema.add_argument("--check", action="store_true", help="fail if the files differ from the models")
+    schema.add_argument(
+        "--check", action="store_true", help="fail if the files differ from the models"
+    )
     schema.set_defaults(run=cmd_schema)
     return parser
 

@@ -60,6 +60,13 @@ class Settings(BaseSettings):
         """Return the configured peer pairs."""
         return parse_peers(self.peers)
 
+    def as_env(self) -> dict[str, str]:
+        """Return the settings as TRACKER_* variables, to hand to a child process."""
+        env = {}
+        for name, value in self.model_dump(exclude_none=True).items():
+            env[f"TRACKER_{name.upper()}"] = str(value)
+        return env
+
     def topic(self, name: str) -> str:
         """Return a topic's full name, with the configured prefix."""
         return f"{self.topic_prefix}{name}"

@@ -31,7 +31,9 @@ def parse_json(text: str | bytes) -> Any:
     try:
         data = json.loads(text, parse_constant=_refuse_constant)
     except json.JSONDecodeError as exc:
-        raise InputFormatError(f"not JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
+        raise InputFormatError(
+            f"not JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
+        ) from None
     except ValueError as exc:
         raise InputFormatError(str(exc)) from None
     except RecursionError:
@@ -74,7 +76,9 @@ def validate_event(data: Any) -> Event:
     model = EVENT_MODELS.get(kind) if isinstance(kind, str) else None
     if model is None:
         allowed = ", ".join(EVENT_MODELS)
-        raise EventValidationError([FieldError("type", f"unknown event type; expected one of {allowed}")])
+        raise EventValidationError(
+            [FieldError("type", f"unknown event type; expected one of {allowed}")]
+        )
     try:
         return model.model_validate(data)
     except ValidationError as exc:

@@ -95,10 +95,14 @@ class FoldBatch:
         value = self.changed.get(key)
         if value is None:
             stored = self._read(key)
-            value = empty_series() if stored is None else {
-                "facts": dict(stored["facts"]),
-                "retracted": dict(stored["retracted"]),
-            }
+            value = (
+                empty_series()
+                if stored is None
+                else {
+                    "facts": dict(stored["facts"]),
+                    "retracted": dict(stored["retracted"]),
+                }
+            )
             self.changed[key] = value
         return value
 
@@ -135,7 +139,11 @@ class FoldBatch:
             if key.startswith("#"):
                 continue
             stored = self._peek(key)
-            if stored is not None and target_id in stored["facts"] and target_id not in stored["retracted"]:
+            if (
+                stored is not None
+                and target_id in stored["facts"]
+                and target_id not in stored["retracted"]
+            ):
                 self._get(key)["retracted"][target_id] = retraction_id
         return Outcome.RETRACTION
 

@@ -64,13 +64,17 @@ def _timestamp(date: PartialDate) -> float:
     return dt.datetime.combine(date.start, dt.time(), dt.UTC).timestamp()
 
 
-def _newest_first(facts: Iterable[tuple[str, list[Any]]]) -> list[tuple[str, list[Any], PartialDate]]:
+def _newest_first(
+    facts: Iterable[tuple[str, list[Any]]],
+) -> list[tuple[str, list[Any], PartialDate]]:
     dated = [(event_id, payload, PartialDate.parse(payload[1])) for event_id, payload in facts]
     dated.sort(key=lambda item: (item[2].sort_key(), item[0]), reverse=True)
     return dated
 
 
-def _monthly_growth(newer: tuple[float, PartialDate], older: tuple[float, PartialDate]) -> float | None:
+def _monthly_growth(
+    newer: tuple[float, PartialDate], older: tuple[float, PartialDate]
+) -> float | None:
     months = months_between(older[1], newer[1])
     if months <= 0 or older[0] <= 0:
         return None
@@ -85,13 +89,20 @@ def _usage(series: SeriesId, value: SeriesValue) -> list[Signal]:
     _, newest, newest_date = dated[0]
     out = [
         _signal("market_usage", newest[2], entity=entity, metric=metric),
-        _signal("market_signal_observed_timestamp_seconds", _timestamp(newest_date), entity=entity, metric=metric),
+        _signal(
+            "market_signal_observed_timestamp_seconds",
+            _timestamp(newest_date),
+            entity=entity,
+            metric=metric,
+        ),
     ]
     older = next((item for item in dated if item[2].month_index < newest_date.month_index), None)
     if older is not None:
         growth = _monthly_growth((newest[2], newest_date), (older[1][2], older[2]))
         if growth is not None:
-            out.append(_signal("market_usage_growth_monthly_ratio", growth, entity=entity, metric=metric))
+            out.append(
+                _signal("market_usage_growth_monthly_ratio", growth, entity=entity, metric=metric)
+            )
     return out
 
 
@@ -110,9 +121,21 @@ def _investment(series: SeriesId, value: SeriesValue) -> list[Signal]:
     for period, amount in sorted(by_period.items()):
         previous = by_period.get(period - 1)
         if previous:
-            out.append(_signal("market_investment_growth_ratio", amount / previous - 1, entity=entity, period=str(period)))
+            out.append(
+                _signal(
+                    "market_investment_growth_ratio",
+                    amount / previous - 1,
+                    entity=entity,
+                    period=str(period),
+                )
+            )
     out.append(
-        _signal("market_signal_observed_timestamp_seconds", _timestamp(dated[0][2]), entity=entity, metric=INVESTMENT_METRIC)
+        _signal(
+            "market_signal_observed_timestamp_seconds",
+            _timestamp(dated[0][2]),
+            entity=entity,
+            metric=INVESTMENT_METRIC,
+        )
     )
     return out
 
@@ -127,18 +150,33 @@ def _chip(series: SeriesId, value: SeriesValue) -> list[Signal]:
             order_value += count * price
             priced = True
     out = [
-        _signal("market_chip_units", total, buyer=buyer, vendor=vendor, product=product, stage=stage)
+        _signal(
+            "market_chip_units", total, buyer=buyer, vendor=vendor, product=product, stage=stage
+        )
         for stage, total in sorted(units.items())
     ]
     if priced:
-        out.append(_signal("market_chip_order_value_usd", order_value, buyer=buyer, vendor=vendor, product=product))
+        out.append(
+            _signal(
+                "market_chip_order_value_usd",
+                order_value,
+                buyer=buyer,
+                vendor=vendor,
+                product=product,
+            )
+        )
     return out
 
 
 def _export(series: SeriesId, value: SeriesValue) -> list[Signal]:
     authority, product, destination = series.labels
     changes = [
-        (PartialDate.parse(payload[2]).sort_key(), PartialDate.parse(payload[1]).sort_key(), event_id, payload)
+        (
+            PartialDate.parse(payload[2]).sort_key(),
+            PartialDate.parse(payload[1]).sort_key(),
+            event_id,
+            payload,
+        )
         for event_id, payload in live_facts(value)
     ]
     if not changes:
@@ -147,20 +185,29 @@ def _export(series: SeriesId, value: SeriesValue) -> list[Signal]:
     labels = {"authority": authority, "product": product, "destination": destination}
     return [
         _signal("market_export_rule_state", float(latest[3]), **labels),
-        _signal("market_export_rule_changed_timestamp_seconds", _timestamp(PartialDate.parse(latest[2])), **labels),
+        _signal(
+            "market_export_rule_changed_timestamp_seconds",
+            _timestamp(PartialDate.parse(latest[2])),
+            **labels,
+        ),
     ]
 
 
 _SERIES_SIGNALS = {"usage": _usage, "investment": _investment, "chip": _chip, "export": _export}
 
 
-def _latest_figure(series: Mapping[SeriesId, SeriesValue], entity: str, metric: str) -> float | None:
+def _latest_figure(
+    series: Mapping[SeriesId, SeriesValue], entity: str, metric: str
+) -> float | None:
     if metric == INVESTMENT_METRIC:
         value = series.get(SeriesId("investment", (entity,)))
         if value is None:
             return None
         dated = sorted(
-            ((PartialDate.parse(p[1]).sort_key(), p[2], event_id, p[3]) for event_id, p in live_facts(value)),
+            (
+                (PartialDate.parse(p[1]).sort_key(), p[2], event_id, p[3])
+                for event_id, p in live_facts(value)
+            ),
             reverse=True,
         )
         return dated[0][3] if dated else None
@@ -173,7 +220,9 @@ def _trailing(series: Mapping[SeriesId, SeriesValue]) -> list[Signal]:
     dates: dict[str, list[tuple[str, dt.date]]] = defaultdict(list)
     for series_id, value in series.items():
         for _, payload in live_facts(value):
-            dates[series_id.subject].append((_KIND_TYPE[series_id.kind], PartialDate.parse(payload[1]).start))
+            dates[series_id.subject].append(
+                (_KIND_TYPE[series_id.kind], PartialDate.parse(payload[1]).start)
+            )
     out = []
     for entity, facts in sorted(dates.items()):
         anchor = max(day for _, day in facts)
@@ -183,7 +232,9 @@ def _trailing(series: Mapping[SeriesId, SeriesValue]) -> list[Signal]:
                 if (anchor - day).days < days:
                     counts[kind] += 1
             out.extend(
-                _signal("market_events_trailing", float(count), entity=entity, type=kind, window=window)
+                _signal(
+                    "market_events_trailing", float(count), entity=entity, type=kind, window=window
+                )
                 for kind, count in sorted(counts.items())
             )
     return out
@@ -205,5 +256,13 @@ def derive_signals(router: Router, state: Mapping[str, SeriesValue]) -> list[Sig
             mine = _latest_figure(series, pair.entity, pair.metric)
             theirs = _latest_figure(series, pair.peer, pair.metric)
             if mine is not None and theirs:
-                out.append(_signal("market_peer_ratio", mine / theirs, entity=pair.entity, peer=pair.peer, metric=pair.metric))
+                out.append(
+                    _signal(
+                        "market_peer_ratio",
+                        mine / theirs,
+                        entity=pair.entity,
+                        peer=pair.peer,
+                        metric=pair.metric,
+                    )
+                )
     return out

@@ -44,7 +44,10 @@ class Receipt:
 
 def encode_event(event: Event) -> bytes:
     """Return the record value: the event as compact JSON, its id filled in."""
-    data: dict[str, Any] = {"id": event.event_id, **event.model_dump(mode="json", exclude_none=True)}
+    data: dict[str, Any] = {
+        "id": event.event_id,
+        **event.model_dump(mode="json", exclude_none=True),
+    }
     return json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode()
 
 
@@ -131,5 +134,7 @@ class Publisher:
                 futures = [await self._producer.send(topic, value, key=key)]
             metadata = await asyncio.gather(*futures)
         except KafkaError as exc:
-            return PublishError(f"{event.event_id}: not acknowledged: {exc}", code=type(exc).__name__)
+            return PublishError(
+                f"{event.event_id}: not acknowledged: {exc}", code=type(exc).__name__
+            )
         return Receipt(event.event_id, tuple((m.partition, m.offset) for m in metadata))

@@ -27,7 +27,10 @@ async def _described(admin: AIOKafkaAdminClient, names: list[str]) -> list[dict[
 
 async def ensure_topics(settings: Settings) -> None:
     """Create the events and dead-letter topics if missing; fail if a count differs."""
-    wanted = {settings.events_topic: settings.partitions, settings.dead_letter_topic: settings.partitions}
+    wanted = {
+        settings.events_topic: settings.partitions,
+        settings.dead_letter_topic: settings.partitions,
+    }
     admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap, request_timeout_ms=15000)
     try:
         await admin.start()

@@ -94,7 +94,12 @@ async def ingest_body(ingestion: Ingestion, body: bytes) -> tuple[int, dict[str,
             )
         else:
             results.append(
-                {"line": record.line, "status": "failed", "id": record.event.event_id, "error": str(receipt)}
+                {
+                    "line": record.line,
+                    "status": "failed",
+                    "id": record.event.event_id,
+                    "error": str(receipt),
+                }
             )
     accepted = sum(result["status"] == "accepted" for result in results)
     failed = sum(result["status"] == "failed" for result in results)

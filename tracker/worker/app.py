@@ -6,6 +6,7 @@ makes everything from a ``Settings`` object; nothing happens at import time.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,6 +36,7 @@ class Worker:
     router: Router
     table: Any
     registry: CollectorRegistry
+    folded: Callable[[], int]
 
     def owned_partitions(self) -> set[int]:
         """Return the events-topic partitions this worker actively owns now."""
@@ -82,7 +84,10 @@ def build_worker(settings: Settings) -> Worker:
         partitions=settings.partitions,
     )
     dead_letters = app.topic(
-        settings.dead_letter_topic, key_serializer="raw", value_serializer="raw", partitions=settings.partitions
+        settings.dead_letter_topic,
+        key_serializer="raw",
+        value_serializer="raw",
+        partitions=settings.partitions,
     )
     # use_partitioner: the agent writes the table once per key per batch, outside
     # per-event iteration; changelog partitions then come from our partitioner,
@@ -96,20 +101,35 @@ def build_worker(settings: Settings) -> Worker:
     )
     registry = CollectorRegistry()
     metrics = PipelineMetrics.create(registry)
-    worker = Worker(app, settings, router, table, registry)
+    worker = Worker(app, settings, router, table, registry, folded=lambda: 0)
     registry.register(SignalCollector(router, worker.signals))
     setup_prometheus_sensors(app, pattern="/metrics", registry=registry, name_prefix="faust")
 
-    async def send(topic: str, key: bytes, value: bytes, partition: int | None, headers: list[tuple[str, bytes]]) -> Any:
+    async def send(
+        topic: str,
+        key: bytes,
+        value: bytes,
+        partition: int | None,
+        headers: list[tuple[str, bytes]],
+    ) -> Any:
         target = events_topic if topic == settings.events_topic else dead_letters
         return await target.send(key=key, value=value, partition=partition, headers=headers)
 
     folder = BatchFolder(
-        router, table, send, settings.events_topic, settings.dead_letter_topic, settings.partitions, metrics
+        router,
+        table,
+        send,
+        settings.events_topic,
+        settings.dead_letter_topic,
+        settings.partitions,
+        metrics,
     )
+    worker.folded = lambda: folder.folded
 
     async def fold(stream: Any) -> None:
-        async for events in stream.take_events(settings.batch_size, within=settings.batch_within_seconds):
+        async for events in stream.take_events(
+            settings.batch_size, within=settings.batch_within_seconds
+        ):
             await folder.fold([_incoming(event) for event in events])
 
     app.agent(events_topic, name="fold")(fold)
@@ -119,7 +139,9 @@ def build_worker(settings: Settings) -> Worker:
 
 def _incoming(event: Any) -> Incoming:
     message = event.message
-    headers = message.headers.items() if isinstance(message.headers, dict) else (message.headers or ())
+    headers = (
+        message.headers.items() if isinstance(message.headers, dict) else (message.headers or ())
+    )
     return Incoming(
         topic=message.topic,
         partition=message.partition,
@@ -164,7 +186,13 @@ def _install_routes(app: faust.App, worker: Worker, ingestion: Ingestion) -> Non
     class Health(View):  # type: ignore[misc]
         async def get(self, request: Request) -> Response:
             """Answer while the worker runs; report the partitions it owns."""
-            return self.json({"status": "ok", "partitions": sorted(worker.owned_partitions())})
+            return self.json(
+                {
+                    "status": "ok",
+                    "partitions": sorted(worker.owned_partitions()),
+                    "folded": worker.folded(),
+                }
+            )
 
     @app.service
     class IngestionService(faust.Service):  # type: ignore[misc]

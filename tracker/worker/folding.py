@@ -45,7 +45,12 @@ class Send(Protocol):
     """Send a record to a topic (the events topic or the dead-letter topic)."""
 
     def __call__(
-        self, topic: str, key: bytes, value: bytes, partition: int | None, headers: list[tuple[str, bytes]]
+        self,
+        topic: str,
+        key: bytes,
+        value: bytes,
+        partition: int | None,
+        headers: list[tuple[str, bytes]],
     ) -> Awaitable[Any]: ...
 
 
@@ -75,10 +80,13 @@ class BatchFolder:
         self.partitions = partitions
         self.metrics = metrics
         self.clock = clock
+        self.folded = 0
 
     def _keys_on(self, partition: int) -> Callable[[], Iterable[str]]:
         def keys() -> Iterable[str]:
-            return [key for key in list(self.table) if partition_for(key, self.partitions) == partition]
+            return [
+                key for key in list(self.table) if partition_for(key, self.partitions) == partition
+            ]
 
         return keys
 
@@ -118,6 +126,7 @@ class BatchFolder:
                 self.metrics.rerouted.inc()
                 return
         outcome = batch.apply(event, event_id, _tombstones_key(record.partition))
+        self.folded += 1
         self.metrics.events.labels(type=event.type).inc()
         if outcome is Outcome.DUPLICATE:
             self.metrics.duplicates.inc()

@@ -37,9 +37,14 @@ class PipelineMetrics:
     def create(cls, registry: CollectorRegistry) -> PipelineMetrics:
         """Register the pipeline metrics on ``registry``."""
         return cls(
-            events=Counter("tracker_events", "Events folded, by type.", ["type"], registry=registry),
+            events=Counter(
+                "tracker_events", "Events folded, by type.", ["type"], registry=registry
+            ),
             rejected=Counter(
-                "tracker_events_rejected", "Records refused, by reason.", ["reason"], registry=registry
+                "tracker_events_rejected",
+                "Records refused, by reason.",
+                ["reason"],
+                registry=registry,
             ),
             duplicates=Counter(
                 "tracker_events_duplicate", "Events whose id was already folded.", registry=registry
@@ -62,7 +67,9 @@ def owned_state(
     table: Mapping[str, SeriesValue], owned: set[int], partitions: int
 ) -> dict[str, SeriesValue]:
     """Return the table entries whose keys live on the partitions in ``owned``."""
-    return {key: value for key, value in list(table.items()) if partition_for(key, partitions) in owned}
+    return {
+        key: value for key, value in list(table.items()) if partition_for(key, partitions) in owned
+    }
 
 
 class SignalCollector(Collector):
@@ -81,7 +88,9 @@ class SignalCollector(Collector):
             members = by_name.get(name, [])
             if not members:
                 continue
-            family = GaugeMetricFamily(name, help_text, labels=[label for label, _ in members[0].labels])
+            family = GaugeMetricFamily(
+                name, help_text, labels=[label for label, _ in members[0].labels]
+            )
             for signal in members:
                 family.add_metric([value for _, value in signal.labels], signal.value)
             yield family

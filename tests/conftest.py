@@ -1,0 +1,151 @@
+"""Fixtures shared by every tier: a real Kafka broker for the session, workers per test."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from tracker.demo import http_json, wait_until
+from tracker.settings import Settings
+
+ROOT = Path(__file__).resolve().parent.parent
+SEED = ROOT / "events" / "samples" / "seed.jsonl"
+
+
+def free_port() -> int:
+    """Return a loopback TCP port nobody listens on right now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def free_port_pair() -> int:
+    """Return a port p such that p and p + 1 are both free (broker + controller)."""
+    for _ in range(100):
+        port = free_port()
+        with socket.socket() as probe:
+            if probe.connect_ex(("127.0.0.1", port + 1)) != 0:
+                return port
+    raise RuntimeError("no free pair of ports")
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """Start a real single-node Kafka broker for the session (or use TRACKER_TEST_KAFKA_BOOTSTRAP)."""
+    external = os.environ.get("TRACKER_TEST_KAFKA_BOOTSTRAP")
+    if external:
+        yield external
+        return
+    from tracker.kafka.broker import LocalBroker
+
+    broker = LocalBroker(data_dir=tmp_path_factory.mktemp("kafka"), port=free_port_pair())
+    broker.start(timeout=180)
+    try:
+        yield broker.bootstrap_servers
+    finally:
+        broker.stop()
+
+
+@pytest.fixture
+def settings_factory(kafka_bootstrap: str, tmp_path: Path) -> Callable[..., Settings]:
+    """Make settings with a unique topic prefix, app id, HTTP port and data dir."""
+
+    def make(**overrides: object) -> Settings:
+        unique = uuid.uuid4().hex[:10]
+        values: dict[str, object] = {
+            "kafka_bootstrap": kafka_bootstrap,
+            "topic_prefix": f"test-{unique}-",
+            "app_id": f"tracker-{unique}",
+            "http_port": free_port(),
+            "data_dir": tmp_path / unique,
+        }
+        values.update(overrides)
+        return Settings(**values)  # type: ignore[arg-type]
+
+    return make
+
+
+@dataclass
+class RunningWorker:
+    """A worker process started by a test, with its settings and base URL."""
+
+    settings: Settings
+    process: subprocess.Popen[bytes]
+    log: Path
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.settings.http_port}"
+
+    def health(self) -> dict[str, object]:
+        return dict(http_json(f"{self.url}/healthz"))
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, sig)
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait(timeout=10)
+
+
+def child_env(settings: Settings) -> dict[str, str]:
+    """Return the environment for a tracker child process run with ``settings``."""
+    env = {key: value for key, value in os.environ.items() if not key.startswith("TRACKER_")}
+    env.update(settings.as_env())
+    return env
+
+
+@pytest.fixture
+def worker_factory() -> Iterator[Callable[[Settings], RunningWorker]]:
+    """Start `tracker worker` processes; each is stopped when the test ends."""
+    started: list[RunningWorker] = []
+
+    def start(settings: Settings, wait_for_partitions: int | None = None) -> RunningWorker:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        log = settings.data_dir / "worker.log"
+        process = subprocess.Popen(
+            [sys.executable, "-m", "tracker", "worker"],
+            env=child_env(settings),
+            stdout=log.open("ab"),
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        worker = RunningWorker(settings, process, log)
+        started.append(worker)
+        want = settings.partitions if wait_for_partitions is None else wait_for_partitions
+
+        def ready() -> bool:
+            if process.poll() is not None:
+                raise AssertionError(f"worker exited with {process.returncode}:\n{log.read_text()[-3000:]}")
+            return len(worker.health()["partitions"]) >= want  # type: ignore[arg-type]
+
+        wait_until("the worker to own its partitions", ready, timeout=90)
+        return worker
+
+    yield start
+    for worker in started:
+        worker.stop()
+
+
+def run_cli(settings: Settings, *args: str, stdin: bytes | None = None) -> subprocess.CompletedProcess[str]:
+    """Run the `tracker` CLI as a user would, with ``settings`` in its environment."""
+    return subprocess.run(
+        [sys.executable, "-m", "tracker", *args],
+        env=child_env(settings),
+        input=stdin.decode() if stdin is not None else None,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=ROOT,
+    )

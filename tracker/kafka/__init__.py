@@ -1,0 +1,1 @@
+"""Everything that talks to Apache Kafka: the local broker and the clients."""
