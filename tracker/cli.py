@@ -9,8 +9,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from tracker.core.decode import Record, split_records
-from tracker.core.routing import Router
 from tracker.errors import InputFormatError, PublishError, TrackerError
+from tracker.rules_file import build_router
 from tracker.settings import Settings
 
 __all__ = ["main"]
@@ -45,11 +45,7 @@ def cmd_kafka(settings: Settings, args: argparse.Namespace) -> int:
         print("kafka stopped")
     else:
         status = broker.status()
-        print(
-            f"kafka running on {broker.bootstrap_servers} (pid {status.pid})"
-            if status.running
-            else "kafka stopped"
-        )
+        print(f"kafka running on {broker.bootstrap_servers} (pid {status.pid})" if status.running else "kafka stopped")
         return 0 if status.running else 3
     return 0
 
@@ -64,9 +60,7 @@ def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
     asyncio.run(ensure_topics(settings))
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     worker = build_worker(settings)
-    faust.Worker(
-        worker.app, loglevel=settings.log_level.upper(), quiet=True
-    ).execute_from_commandline()
+    faust.Worker(worker.app, loglevel=settings.log_level.upper(), quiet=True).execute_from_commandline()
     return 0
 
 
@@ -102,7 +96,7 @@ def cmd_publish(settings: Settings, args: argparse.Namespace) -> int:
         return EXIT_REJECTED
 
     async def run() -> list[Receipt | PublishError]:
-        async with Publisher(settings, Router(settings.peer_pairs)) as publisher:
+        async with Publisher(settings, build_router(settings)) as publisher:
             return await publisher.publish(valid)
 
     receipts = asyncio.run(run()) if valid else []
@@ -113,9 +107,7 @@ def cmd_publish(settings: Settings, args: argparse.Namespace) -> int:
         if isinstance(receipt, Receipt) and args.verbose:
             print(f"{receipt.event_id}\tpartition={receipt.partition}\toffset={receipt.offset}")
     published = len(receipts) - len(failed)
-    print(
-        f"published {published}, rejected {rejected}, failed {len(failed)} -> {settings.events_topic}"
-    )
+    print(f"published {published}, rejected {rejected}, failed {len(failed)} -> {settings.events_topic}")
     if failed:
         return EXIT_UNAVAILABLE
     return EXIT_REJECTED if rejected else 0
@@ -156,9 +148,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     kafka = commands.add_parser("kafka", help="run the local single-node Kafka broker (KRaft)")
-    kafka.add_argument(
-        "action", choices=["start", "stop", "status"], help="what to do with the broker"
-    )
+    kafka.add_argument("action", choices=["start", "stop", "status"], help="what to do with the broker")
     kafka.set_defaults(run=cmd_kafka)
 
     worker = commands.add_parser(
@@ -166,16 +156,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     worker.set_defaults(run=cmd_worker)
 
-    publish = commands.add_parser(
-        "publish", help="validate and publish events from a file or stdin"
-    )
+    publish = commands.add_parser("publish", help="validate and publish events from a file or stdin")
     publish.add_argument("path", help="JSON Lines file or JSON array; '-' reads stdin")
-    publish.add_argument(
-        "--strict", action="store_true", help="publish nothing unless every record is valid"
-    )
-    publish.add_argument(
-        "-v", "--verbose", action="store_true", help="print id, partition and offset of each"
-    )
+    publish.add_argument("--strict", action="store_true", help="publish nothing unless every record is valid")
+    publish.add_argument("-v", "--verbose", action="store_true", help="print id, partition and offset of each")
     publish.set_defaults(run=cmd_publish)
 
     demo = commands.add_parser("demo", help="broker + worker + seed events, then print the signals")
@@ -185,9 +169,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     schema = commands.add_parser("schema", help="write the JSON Schema of each event type")
     schema.add_argument("--out", default="events/schema", help="directory to write into")
-    schema.add_argument(
-        "--check", action="store_true", help="fail if the files differ from the models"
-    )
+    schema.add_argument("--check", action="store_true", help="fail if the files differ from the models")
     schema.set_defaults(run=cmd_schema)
     return parser
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import signal
@@ -16,10 +17,10 @@ from typing import Any
 
 from tracker.core.decode import split_records
 from tracker.core.events import EventRetracted
-from tracker.core.routing import Router
 from tracker.errors import PublishError, TrackerError
 from tracker.kafka.publisher import Publisher
 from tracker.kafka.topics import ensure_topics
+from tracker.rules_file import build_router
 from tracker.settings import Settings
 
 __all__ = ["http_json", "run_demo", "stop_demo", "wait_until"]
@@ -97,11 +98,8 @@ def _start_worker(settings: Settings) -> int:
 
 
 def _print_signals(signals: list[dict[str, Any]]) -> None:
-    rows = [
-        (s["name"], ",".join(f"{k}={v}" for k, v in s["labels"].items()), f"{s['value']:.6g}")
-        for s in signals
-    ]
-    widths = [max(len(row[i]) for row in rows + [("signal", "labels", "value")]) for i in range(3)]
+    rows = [(s["name"], ",".join(f"{k}={v}" for k, v in s["labels"].items()), f"{s['value']:.6g}") for s in signals]
+    widths = [max(len(row[i]) for row in [*rows, ("signal", "labels", "value")]) for i in range(3)]
     print(f"{'signal':<{widths[0]}}  {'labels':<{widths[1]}}  {'value':>{widths[2]}}")
     for name, labels, value in rows:
         print(f"{name:<{widths[0]}}  {labels:<{widths[1]}}  {value:>{widths[2]}}")
@@ -113,10 +111,8 @@ def run_demo(settings: Settings, events_path: Path) -> int:
     stop_previous = _pid_file(settings).exists()
     if stop_previous:
         pid = int(_pid_file(settings).read_text())
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(pid, signal.SIGTERM)
-        except ProcessLookupError:
-            pass
         _pid_file(settings).unlink()
     if settings.uses_local_broker:
         from tracker.kafka.broker import LocalBroker
@@ -127,14 +123,10 @@ def run_demo(settings: Settings, events_path: Path) -> int:
             cache_dir=settings.cache_dir,
             kafka_version=settings.kafka_version,
         )
-        print(
-            f"starting kafka on {broker.bootstrap_servers} (first run downloads it with Maven) ..."
-        )
+        print(f"starting kafka on {broker.bootstrap_servers} (first run downloads it with Maven) ...")
         broker.start(timeout=120)
     # A fresh topic prefix per run: the demo always starts from an empty log.
-    demo = settings.model_copy(
-        update={"topic_prefix": f"{settings.topic_prefix}demo-{int(time.time())}-"}
-    )
+    demo = settings.model_copy(update={"topic_prefix": f"{settings.topic_prefix}demo-{int(time.time())}-"})
     asyncio.run(ensure_topics(demo))
     _start_worker(demo)
     base = f"http://{demo.http_host}:{demo.http_port}"
@@ -148,12 +140,10 @@ def run_demo(settings: Settings, events_path: Path) -> int:
     records = list(split_records(events_path.read_bytes()))
     events = [record.event for record in records if record.event is not None]
     if len(events) != len(records):
-        raise TrackerError(
-            f"{events_path} has invalid records: run `tracker publish {events_path}`"
-        )
+        raise TrackerError(f"{events_path} has invalid records: run `tracker publish {events_path}`")
 
     async def publish() -> None:
-        async with Publisher(demo, Router(demo.peer_pairs)) as publisher:
+        async with Publisher(demo, build_router(demo)) as publisher:
             for receipt in await publisher.publish(events):
                 if isinstance(receipt, PublishError):
                     raise receipt
@@ -167,10 +157,15 @@ def run_demo(settings: Settings, events_path: Path) -> int:
         timeout=60,
     )
     print()
-    _print_signals(http_json(f"{base}/v1/signals")["signals"])
+    signals = http_json(f"{base}/v1/signals")["signals"]
+    _print_signals(sorted(signals, key=lambda s: (s["name"], sorted(s["labels"].items()))))
     print()
-    print(f"metrics: {base}/metrics   signals: {base}/v1/signals")
-    print(
-        "the broker and the worker keep running; stop them with `make stop` (tracker demo --stop)"
-    )
+    alerts = http_json(f"{base}/v1/alerts")["alerts"]
+    print(f"active alerts ({len(alerts)}):")
+    for alert in alerts:
+        summary = alert["annotations"].get("summary", "")
+        print(f"  [{alert['severity']}] {alert['rule']} ({alert['state']} since {alert['since']}): {summary}")
+    print()
+    print(f"metrics: {base}/metrics   signals: {base}/v1/signals   alerts: {base}/v1/alerts")
+    print("the broker and the worker keep running; stop them with `make stop` (tracker demo --stop)")
     return 0

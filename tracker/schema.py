@@ -17,9 +17,7 @@ def render_schemas() -> dict[str, str]:
         schema = model.model_json_schema(mode="validation")
         schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
         schema["$id"] = f"https://ai-infra-tracker.invalid/schema/v1/{kind}.json"
-        out[f"{kind}.json"] = (
-            json.dumps(schema, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
-        )
+        out[f"{kind}.json"] = json.dumps(schema, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
     return out
 
 

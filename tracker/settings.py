@@ -38,6 +38,7 @@ class Settings(BaseSettings):
     batch_size: Annotated[int, Field(ge=1, le=100_000)] = 2000
     batch_within_seconds: Annotated[float, Field(gt=0, le=10)] = 0.05
     log_level: str = "warning"
+    rules_path: Path | None = Field(None, description="alert rules YAML; unset = deploy/rules/default.yaml")
 
     @field_validator("peers")
     @classmethod
@@ -75,6 +76,11 @@ class Settings(BaseSettings):
     def events_topic(self) -> str:
         """Return the name of the append-only events topic."""
         return self.topic("market-events")
+
+    @property
+    def alerts_topic(self) -> str:
+        """Return the name of the topic of alert transitions (keyed by fingerprint)."""
+        return self.topic("market-alerts")
 
     @property
     def dead_letter_topic(self) -> str:

@@ -31,9 +31,7 @@ def parse_json(text: str | bytes) -> Any:
     try:
         data = json.loads(text, parse_constant=_refuse_constant)
     except json.JSONDecodeError as exc:
-        raise InputFormatError(
-            f"not JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
-        ) from None
+        raise InputFormatError(f"not JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
     except ValueError as exc:
         raise InputFormatError(str(exc)) from None
     except RecursionError:
@@ -76,9 +74,7 @@ def validate_event(data: Any) -> Event:
     model = EVENT_MODELS.get(kind) if isinstance(kind, str) else None
     if model is None:
         allowed = ", ".join(EVENT_MODELS)
-        raise EventValidationError(
-            [FieldError("type", f"unknown event type; expected one of {allowed}")]
-        )
+        raise EventValidationError([FieldError("type", f"unknown event type; expected one of {allowed}")])
     try:
         return model.model_validate(data)
     except ValidationError as exc:
@@ -99,9 +95,7 @@ def decode_event(raw: bytes) -> Event:
 
 
 def _kind(data: Any) -> str:
-    return {list: "an array", str: "a string", bool: "a boolean", type(None): "null"}.get(
-        type(data), "a number"
-    )
+    return {list: "an array", str: "a string", bool: "a boolean", type(None): "null"}.get(type(data), "a number")
 
 
 @dataclass(frozen=True)

@@ -60,9 +60,7 @@ DateText = Annotated[
 ]
 DayText = Annotated[str, Field(pattern=r"^\d{4}-\d{2}-\d{2}$"), AfterValidator(_check_day)]
 Amount = Annotated[float, Field(ge=0, le=1e18, allow_inf_nan=False)]
-EventId = Annotated[
-    str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]*$")
-]
+EventId = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]*$")]
 
 
 class _Frozen(BaseModel):
@@ -211,9 +209,7 @@ class EventRetracted(_Envelope):
     reason: Annotated[str, Field(min_length=1, max_length=1000)]
 
 
-Event = (
-    InvestmentAnnounced | ExportRuleChanged | ChipDeliveryReported | UsageReported | EventRetracted
-)
+Event = InvestmentAnnounced | ExportRuleChanged | ChipDeliveryReported | UsageReported | EventRetracted
 
 EVENT_MODELS: dict[str, type[Event]] = {
     "investment.announced": InvestmentAnnounced,

@@ -90,8 +90,10 @@ class FoldBatch:
         self._read = read
         self._keys = keys
         self.changed: dict[str, SeriesValue] = {}
+        self.touched: list[str] = []
 
     def _get(self, key: str) -> SeriesValue:
+        self.touched.append(key)
         value = self.changed.get(key)
         if value is None:
             stored = self._read(key)
@@ -110,7 +112,11 @@ class FoldBatch:
         return self.changed.get(key) or self._read(key)
 
     def apply(self, event: Event, event_id: str, tombstones_key: str) -> Outcome:
-        """Fold one event; ``tombstones_key`` names this partition's retraction record."""
+        """Fold one event; ``tombstones_key`` names this partition's retraction record.
+
+        Afterwards ``touched`` lists the keys this event changed.
+        """
+        self.touched = []
         if isinstance(event, EventRetracted):
             return self._retract(event.target_id, event_id, tombstones_key)
         series = series_of(event)
@@ -139,11 +145,7 @@ class FoldBatch:
             if key.startswith("#"):
                 continue
             stored = self._peek(key)
-            if (
-                stored is not None
-                and target_id in stored["facts"]
-                and target_id not in stored["retracted"]
-            ):
+            if stored is not None and target_id in stored["facts"] and target_id not in stored["retracted"]:
                 self._get(key)["retracted"][target_id] = retraction_id
         return Outcome.RETRACTION
 

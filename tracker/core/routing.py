@@ -24,9 +24,7 @@ from tracker.errors import ConfigurationError
 __all__ = ["INVESTMENT_METRIC", "PeerPair", "Router", "SeriesId", "parse_peers"]
 
 INVESTMENT_METRIC = "investment_usd"
-PEER_METRICS = frozenset(
-    {"mau", "wau", "dau", "tokens_per_day", "tokens_per_month", INVESTMENT_METRIC}
-)
+PEER_METRICS = frozenset({"mau", "wau", "dau", "tokens_per_day", "tokens_per_month", INVESTMENT_METRIC})
 
 
 @dataclass(frozen=True)
@@ -46,9 +44,7 @@ def parse_peers(text: str) -> tuple[PeerPair, ...]:
         if len(parts) != 3 or not all(parts):
             raise ConfigurationError(f"peers: {item!r} is not entity:peer:metric")
         if parts[2] not in PEER_METRICS:
-            raise ConfigurationError(
-                f"peers: metric {parts[2]!r} is not one of {sorted(PEER_METRICS)}"
-            )
+            raise ConfigurationError(f"peers: metric {parts[2]!r} is not one of {sorted(PEER_METRICS)}")
         if parts[0] == parts[1]:
             raise ConfigurationError(f"peers: {item!r} compares an entity with itself")
         pairs.append(PeerPair(*parts))

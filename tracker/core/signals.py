@@ -72,9 +72,7 @@ def _newest_first(
     return dated
 
 
-def _monthly_growth(
-    newer: tuple[float, PartialDate], older: tuple[float, PartialDate]
-) -> float | None:
+def _monthly_growth(newer: tuple[float, PartialDate], older: tuple[float, PartialDate]) -> float | None:
     months = months_between(older[1], newer[1])
     if months <= 0 or older[0] <= 0:
         return None
@@ -100,9 +98,7 @@ def _usage(series: SeriesId, value: SeriesValue) -> list[Signal]:
     if older is not None:
         growth = _monthly_growth((newest[2], newest_date), (older[1][2], older[2]))
         if growth is not None:
-            out.append(
-                _signal("market_usage_growth_monthly_ratio", growth, entity=entity, metric=metric)
-            )
+            out.append(_signal("market_usage_growth_monthly_ratio", growth, entity=entity, metric=metric))
     return out
 
 
@@ -150,9 +146,7 @@ def _chip(series: SeriesId, value: SeriesValue) -> list[Signal]:
             order_value += count * price
             priced = True
     out = [
-        _signal(
-            "market_chip_units", total, buyer=buyer, vendor=vendor, product=product, stage=stage
-        )
+        _signal("market_chip_units", total, buyer=buyer, vendor=vendor, product=product, stage=stage)
         for stage, total in sorted(units.items())
     ]
     if priced:
@@ -196,18 +190,13 @@ def _export(series: SeriesId, value: SeriesValue) -> list[Signal]:
 _SERIES_SIGNALS = {"usage": _usage, "investment": _investment, "chip": _chip, "export": _export}
 
 
-def _latest_figure(
-    series: Mapping[SeriesId, SeriesValue], entity: str, metric: str
-) -> float | None:
+def _latest_figure(series: Mapping[SeriesId, SeriesValue], entity: str, metric: str) -> float | None:
     if metric == INVESTMENT_METRIC:
         value = series.get(SeriesId("investment", (entity,)))
         if value is None:
             return None
         dated = sorted(
-            (
-                (PartialDate.parse(p[1]).sort_key(), p[2], event_id, p[3])
-                for event_id, p in live_facts(value)
-            ),
+            ((PartialDate.parse(p[1]).sort_key(), p[2], event_id, p[3]) for event_id, p in live_facts(value)),
             reverse=True,
         )
         return dated[0][3] if dated else None
@@ -220,9 +209,7 @@ def _trailing(series: Mapping[SeriesId, SeriesValue]) -> list[Signal]:
     dates: dict[str, list[tuple[str, dt.date]]] = defaultdict(list)
     for series_id, value in series.items():
         for _, payload in live_facts(value):
-            dates[series_id.subject].append(
-                (_KIND_TYPE[series_id.kind], PartialDate.parse(payload[1]).start)
-            )
+            dates[series_id.subject].append((_KIND_TYPE[series_id.kind], PartialDate.parse(payload[1]).start))
     out = []
     for entity, facts in sorted(dates.items()):
         anchor = max(day for _, day in facts)
@@ -232,9 +219,7 @@ def _trailing(series: Mapping[SeriesId, SeriesValue]) -> list[Signal]:
                 if (anchor - day).days < days:
                     counts[kind] += 1
             out.extend(
-                _signal(
-                    "market_events_trailing", float(count), entity=entity, type=kind, window=window
-                )
+                _signal("market_events_trailing", float(count), entity=entity, type=kind, window=window)
                 for kind, count in sorted(counts.items())
             )
     return out

@@ -184,9 +184,7 @@ class LocalBroker:
         argv = [jvm[0], *JVM_OPTIONS, *jvm[1:], "kafka.Kafka", str(self.properties_path)]
         with self.console_path.open("ab") as out:
             # A session of its own: the broker outlives the caller and its terminal's Ctrl-C.
-            child = subprocess.Popen(
-                argv, cwd=self.home, stdin=DEVNULL, stdout=out, stderr=out, start_new_session=True
-            )
+            child = subprocess.Popen(argv, cwd=self.home, stdin=DEVNULL, stdout=out, stderr=out, start_new_session=True)
         _CHILDREN[child.pid] = child
         self.pid_path.write_text(f"{child.pid}\n")
         try:

@@ -134,7 +134,5 @@ class Publisher:
                 futures = [await self._producer.send(topic, value, key=key)]
             metadata = await asyncio.gather(*futures)
         except KafkaError as exc:
-            return PublishError(
-                f"{event.event_id}: not acknowledged: {exc}", code=type(exc).__name__
-            )
+            return PublishError(f"{event.event_id}: not acknowledged: {exc}", code=type(exc).__name__)
         return Receipt(event.event_id, tuple((m.partition, m.offset) for m in metadata))

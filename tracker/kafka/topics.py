@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from typing import Any
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -30,6 +31,7 @@ async def ensure_topics(settings: Settings) -> None:
     wanted = {
         settings.events_topic: settings.partitions,
         settings.dead_letter_topic: settings.partitions,
+        settings.alerts_topic: settings.partitions,
     }
     admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap, request_timeout_ms=15000)
     try:
@@ -37,14 +39,11 @@ async def ensure_topics(settings: Settings) -> None:
         # Retention: the events topic is the log of record, so it is never deleted.
         configs = {"retention.ms": "-1", "min.insync.replicas": "1"}
         new = [
-            NewTopic(name, count, settings.replication_factor, topic_configs=configs)
-            for name, count in wanted.items()
+            NewTopic(name, count, settings.replication_factor, topic_configs=configs) for name, count in wanted.items()
         ]
         for topic in new:
-            try:
+            with contextlib.suppress(TopicAlreadyExistsError):
                 await admin.create_topics([topic])
-            except TopicAlreadyExistsError:
-                pass
         described = await _described(admin, list(wanted))
     except KafkaError as exc:
         raise InfrastructureError(

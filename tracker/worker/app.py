@@ -16,13 +16,16 @@ from faust.web import Request, Response, View
 from prometheus_client import CollectorRegistry
 
 from tracker.core.routing import Router
+from tracker.core.rules import RuleSet
 from tracker.core.signals import Signal, derive_signals
 from tracker.kafka.partitioning import partitioner
 from tracker.kafka.publisher import Publisher
+from tracker.rules_file import build_router, load_rules
 from tracker.settings import Settings
+from tracker.worker.alerting import Alerting
 from tracker.worker.api import Ingestion, TooLarge, ingest_body, read_limited, signals_document
 from tracker.worker.folding import BatchFolder, Incoming
-from tracker.worker.metrics import PipelineMetrics, SignalCollector, owned_state
+from tracker.worker.metrics import AlertCollector, PipelineMetrics, SignalCollector, owned_state
 
 __all__ = ["Worker", "build_worker"]
 
@@ -34,7 +37,9 @@ class Worker:
     app: faust.App
     settings: Settings
     router: Router
+    rules: RuleSet
     table: Any
+    groups: Any
     registry: CollectorRegistry
     folded: Callable[[], int]
 
@@ -48,10 +53,17 @@ class Worker:
         state = owned_state(self.table, self.owned_partitions(), self.settings.partitions)
         return derive_signals(self.router, state)
 
+    def alerts(self) -> list[dict[str, Any]]:
+        """Return the pending and firing alerts (with provenance) of the groups this worker owns."""
+        owned = owned_state(self.groups, self.owned_partitions(), self.settings.partitions)
+        entries = [entry for group in owned.values() for entry in group["alerts"].values()]
+        return sorted(entries, key=lambda entry: (entry["alert"]["rule"], entry["alert"]["fingerprint"]))
+
 
 def build_worker(settings: Settings) -> Worker:
     """Build the Faust app for ``settings`` (topics, table, agent, routes, metrics)."""
-    router = Router(settings.peer_pairs)
+    rules = load_rules(settings.rules_path)
+    router = build_router(settings)
     app = faust.App(
         # The Faust id names the consumer group and prefixes internal topics,
         # so the topic prefix goes in front of it too.
@@ -99,10 +111,24 @@ def build_worker(settings: Settings) -> Worker:
         use_partitioner=True,
         key_type=str,
     )
+    groups = app.Table(
+        "groups",
+        default=None,
+        partitions=settings.partitions,
+        use_partitioner=True,
+        key_type=str,
+    )
+    alerts_topic = app.topic(
+        settings.alerts_topic,
+        key_serializer="raw",
+        value_serializer="raw",
+        partitions=settings.partitions,
+    )
     registry = CollectorRegistry()
     metrics = PipelineMetrics.create(registry)
-    worker = Worker(app, settings, router, table, registry, folded=lambda: 0)
+    worker = Worker(app, settings, router, rules, table, groups, registry, folded=lambda: 0)
     registry.register(SignalCollector(router, worker.signals))
+    registry.register(AlertCollector(worker.alerts))
     setup_prometheus_sensors(app, pattern="/metrics", registry=registry, name_prefix="faust")
 
     async def send(
@@ -115,6 +141,12 @@ def build_worker(settings: Settings) -> Worker:
         target = events_topic if topic == settings.events_topic else dead_letters
         return await target.send(key=key, value=value, partition=partition, headers=headers)
 
+    async def send_transition(key: bytes, value: bytes) -> None:
+        # Wait for the broker's ack: the groups table is written only after it.
+        pending = await alerts_topic.send(key=key, value=value)
+        await pending
+
+    alerting = Alerting(rules, router, table, groups, send_transition, metrics)
     folder = BatchFolder(
         router,
         table,
@@ -123,13 +155,12 @@ def build_worker(settings: Settings) -> Worker:
         settings.dead_letter_topic,
         settings.partitions,
         metrics,
+        alerting,
     )
     worker.folded = lambda: folder.folded
 
     async def fold(stream: Any) -> None:
-        async for events in stream.take_events(
-            settings.batch_size, within=settings.batch_within_seconds
-        ):
+        async for events in stream.take_events(settings.batch_size, within=settings.batch_within_seconds):
             await folder.fold([_incoming(event) for event in events])
 
     app.agent(events_topic, name="fold")(fold)
@@ -139,9 +170,7 @@ def build_worker(settings: Settings) -> Worker:
 
 def _incoming(event: Any) -> Incoming:
     message = event.message
-    headers = (
-        message.headers.items() if isinstance(message.headers, dict) else (message.headers or ())
-    )
+    headers = message.headers.items() if isinstance(message.headers, dict) else (message.headers or ())
     return Incoming(
         topic=message.topic,
         partition=message.partition,
@@ -176,11 +205,18 @@ def _install_routes(app: faust.App, worker: Worker, ingestion: Ingestion) -> Non
             def match(signal: Signal) -> bool:
                 labels = dict(signal.labels)
                 return all(
-                    signal.name == value if key == "name" else labels.get(key) == value
-                    for key, value in wanted.items()
+                    signal.name == value if key == "name" else labels.get(key) == value for key, value in wanted.items()
                 )
 
             return self.json(signals_document(worker.signals(), match))
+
+    @app.page("/v1/alerts")
+    class Alerts(View):  # type: ignore[misc]
+        async def get(self, request: Request) -> Response:
+            """List active alerts with their provenance; ``state`` filters pending/firing."""
+            wanted = request.query.get("state")
+            entries = [e for e in worker.alerts() if wanted is None or e["alert"]["state"] == wanted]
+            return self.json({"alerts": [{**e["alert"], "provenance": e["provenance"]} for e in entries]})
 
     @app.page("/healthz")
     class Health(View):  # type: ignore[misc]

@@ -23,6 +23,7 @@ from tracker.core.routing import Router
 from tracker.errors import EventValidationError
 from tracker.kafka.partitioning import broadcast_key, partition_for
 from tracker.kafka.publisher import BROADCAST_HEADER, encode_event, record_key
+from tracker.worker.alerting import Alerting, Provenance
 from tracker.worker.metrics import PipelineMetrics
 
 __all__ = ["BatchFolder", "Incoming", "Send"]
@@ -70,6 +71,7 @@ class BatchFolder:
         dead_letter_topic: str,
         partitions: int,
         metrics: PipelineMetrics,
+        alerting: Alerting | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.router = router
@@ -79,29 +81,36 @@ class BatchFolder:
         self.dead_letter_topic = dead_letter_topic
         self.partitions = partitions
         self.metrics = metrics
+        self.alerting = alerting
         self.clock = clock
         self.folded = 0
+        self._touched: dict[str, list[Provenance]] = {}
 
     def _keys_on(self, partition: int) -> Callable[[], Iterable[str]]:
         def keys() -> Iterable[str]:
-            return [
-                key for key in list(self.table) if partition_for(key, self.partitions) == partition
-            ]
+            return [key for key in list(self.table) if partition_for(key, self.partitions) == partition]
 
         return keys
 
     async def fold(self, records: Sequence[Incoming]) -> None:
         """Fold one batch; every changed table key is written exactly once."""
         batches: dict[int, FoldBatch] = {}
+        self._touched = {}
         for record in records:
             batch = batches.get(record.partition)
             if batch is None:
                 batch = FoldBatch(self.router, self.table.get, self._keys_on(record.partition))
                 batches[record.partition] = batch
             await self._fold_one(record, batch)
+        new_keys: dict[str, set[str]] = {}
         for batch in batches.values():
             for key, value in batch.changed.items():
-                self.table[key] = value
+                if not key.startswith("#"):
+                    new_keys.setdefault(key.partition("/")[0], set()).add(key)
+                if value != self.table.get(key):
+                    self.table[key] = value
+        if self.alerting is not None and self._touched:
+            await self.alerting.update(self._touched, new_keys)
         now = self.clock()
         for record in records:
             if record.timestamp is not None:
@@ -127,6 +136,12 @@ class BatchFolder:
                 return
         outcome = batch.apply(event, event_id, _tombstones_key(record.partition))
         self.folded += 1
+        provenance = Provenance(event_id, record.topic, record.partition, record.offset)
+        for key in batch.touched:
+            if not key.startswith("#"):
+                trail = self._touched.setdefault(key.partition("/")[0], [])
+                if provenance not in trail:
+                    trail.append(provenance)
         self.metrics.events.labels(type=event.type).inc()
         if outcome is Outcome.DUPLICATE:
             self.metrics.duplicates.inc()

@@ -10,17 +10,18 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from tracker.core.fold import SeriesValue
 from tracker.core.routing import Router
-from tracker.core.signals import SIGNAL_HELP, Signal, derive_signals
+from tracker.core.signals import SIGNAL_HELP, Signal
 from tracker.kafka.partitioning import partition_for
 
-__all__ = ["PipelineMetrics", "SignalCollector", "owned_state"]
+__all__ = ["AlertCollector", "PipelineMetrics", "SignalCollector", "owned_state"]
 
 
 @dataclass(frozen=True)
@@ -32,23 +33,20 @@ class PipelineMetrics:
     duplicates: Counter
     rerouted: Counter
     latency: Histogram
+    transitions: Counter
 
     @classmethod
     def create(cls, registry: CollectorRegistry) -> PipelineMetrics:
         """Register the pipeline metrics on ``registry``."""
         return cls(
-            events=Counter(
-                "tracker_events", "Events folded, by type.", ["type"], registry=registry
-            ),
+            events=Counter("tracker_events", "Events folded, by type.", ["type"], registry=registry),
             rejected=Counter(
                 "tracker_events_rejected",
                 "Records refused, by reason.",
                 ["reason"],
                 registry=registry,
             ),
-            duplicates=Counter(
-                "tracker_events_duplicate", "Events whose id was already folded.", registry=registry
-            ),
+            duplicates=Counter("tracker_events_duplicate", "Events whose id was already folded.", registry=registry),
             rerouted=Counter(
                 "tracker_events_rerouted",
                 "Records re-sent to their home partition (or broadcast) before folding.",
@@ -60,16 +58,18 @@ class PipelineMetrics:
                 buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
                 registry=registry,
             ),
+            transitions=Counter(
+                "tracker_alert_transitions",
+                "Alert transitions published, by rule and state (firing, resolved).",
+                ["rule", "state"],
+                registry=registry,
+            ),
         )
 
 
-def owned_state(
-    table: Mapping[str, SeriesValue], owned: set[int], partitions: int
-) -> dict[str, SeriesValue]:
+def owned_state(table: Mapping[str, SeriesValue], owned: set[int], partitions: int) -> dict[str, SeriesValue]:
     """Return the table entries whose keys live on the partitions in ``owned``."""
-    return {
-        key: value for key, value in list(table.items()) if partition_for(key, partitions) in owned
-    }
+    return {key: value for key, value in list(table.items()) if partition_for(key, partitions) in owned}
 
 
 class SignalCollector(Collector):
@@ -88,14 +88,28 @@ class SignalCollector(Collector):
             members = by_name.get(name, [])
             if not members:
                 continue
-            family = GaugeMetricFamily(
-                name, help_text, labels=[label for label, _ in members[0].labels]
-            )
+            family = GaugeMetricFamily(name, help_text, labels=[label for label, _ in members[0].labels])
             for signal in members:
                 family.add_metric([value for _, value in signal.labels], signal.value)
             yield family
 
 
-def signals_of(router: Router, state: Mapping[str, SeriesValue]) -> list[Signal]:
-    """Derive the signals of a state snapshot."""
-    return derive_signals(router, state)
+class AlertCollector(Collector):
+    """Expose ``market_alert_firing`` (1 while firing) from the groups table at scrape time."""
+
+    def __init__(self, alerts: Callable[[], list[dict[str, Any]]]) -> None:
+        self.alerts = alerts
+
+    def collect(self) -> Iterator[Metric]:
+        """Yield the firing alerts of the groups this worker owns."""
+        family = Metric("market_alert_firing", "1 while an alert fires; labels identify the alert.", "gauge")
+        for entry in self.alerts():
+            alert = entry["alert"]
+            if alert["state"] != "firing":
+                continue
+            labels = {
+                "rule": alert["rule"],
+                **{k: v for k, v in alert["labels"].items() if k != "alertname"},
+            }
+            family.add_sample("market_alert_firing", labels, 1.0)
+        yield family
