@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from tracker.core.decode import Record, split_records
-from tracker.errors import InputFormatError, PublishError, TrackerError
+from tracker.errors import ConfigurationError, InputFormatError, PublishError, TrackerError
 from tracker.rules_file import build_router
 from tracker.settings import Settings
 
@@ -184,6 +184,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     try:
         return int(args.run(settings, args))
+    except ConfigurationError as exc:
+        print(f"invalid configuration: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     except TrackerError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_UNAVAILABLE

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import os
 import signal
@@ -50,21 +49,26 @@ def _pid_file(settings: Settings) -> Path:
     return settings.data_dir / "demo-worker.pid"
 
 
+def _stop_worker(settings: Settings) -> None:
+    pid_file = _pid_file(settings)
+    if not pid_file.exists():
+        return
+    pid = int(pid_file.read_text())
+    try:
+        os.killpg(pid, signal.SIGTERM)
+        for _ in range(150):
+            os.kill(pid, 0)
+            time.sleep(0.1)
+        os.killpg(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    pid_file.unlink()
+    print("previous demo worker stopped")
+
+
 def stop_demo(settings: Settings) -> None:
     """Stop the demo worker, then the local broker."""
-    pid_file = _pid_file(settings)
-    if pid_file.exists():
-        pid = int(pid_file.read_text())
-        try:
-            os.killpg(pid, signal.SIGTERM)
-            for _ in range(100):
-                os.kill(pid, 0)
-                time.sleep(0.1)
-            os.killpg(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        pid_file.unlink()
-        print("demo worker stopped")
+    _stop_worker(settings)
     if settings.uses_local_broker:
         from tracker.kafka.broker import LocalBroker
 
@@ -108,12 +112,7 @@ def _print_signals(signals: list[dict[str, Any]]) -> None:
 def run_demo(settings: Settings, events_path: Path) -> int:
     """Run the whole demo; return the exit status."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    stop_previous = _pid_file(settings).exists()
-    if stop_previous:
-        pid = int(_pid_file(settings).read_text())
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(pid, signal.SIGTERM)
-        _pid_file(settings).unlink()
+    _stop_worker(settings)
     if settings.uses_local_broker:
         from tracker.kafka.broker import LocalBroker
 

@@ -30,7 +30,7 @@ class Settings(BaseSettings):
     app_id: str = Field("ai-infra-tracker", pattern=r"^[A-Za-z0-9._-]+$")
     topic_prefix: str = Field("", pattern=r"^[A-Za-z0-9._-]*$")
     data_dir: Path = Path(".tracker")
-    cache_dir: Path = Path.home() / ".cache" / "tracker"
+    cache_dir: Path = Field(default_factory=lambda: Path.home() / ".cache" / "tracker")
     partitions: Annotated[int, Field(ge=1, le=256)] = 4
     replication_factor: Annotated[int, Field(ge=1, le=10)] = 1
     peers: str = DEFAULT_PEERS
@@ -81,6 +81,21 @@ class Settings(BaseSettings):
     def alerts_topic(self) -> str:
         """Return the name of the topic of alert transitions (keyed by fingerprint)."""
         return self.topic("market-alerts")
+
+    @property
+    def subscriptions_topic(self) -> str:
+        """Return the name of the compacted topic of subscriptions (keyed by id)."""
+        return self.topic("subscriptions")
+
+    @property
+    def deliveries_topic(self) -> str:
+        """Return the name of the compacted ledger of delivered notifications."""
+        return self.topic("notification-deliveries")
+
+    @property
+    def notifications_dead_letter_topic(self) -> str:
+        """Return the name of the topic of notifications that could not be delivered."""
+        return self.topic("notifications-dlq")
 
     @property
     def dead_letter_topic(self) -> str:

@@ -39,8 +39,14 @@ def assert_brief_values(url: str) -> None:
         assert key in samples, f"missing {key}"
         assert math.isclose(samples[key], expected, rel_tol=1e-9), f"{key}: {samples[key]} != {expected}"
     # BRIEF's rounded figures, as a reader would check them.
-    assert round(samples[sample("market_usage_growth_monthly_ratio", entity="bytedance", metric="tokens_per_day")], 2) == 0.29
-    assert round(samples[sample("market_peer_ratio", entity="bytedance", peer="google", metric="tokens_per_day")], 3) == 1.163
+    assert (
+        round(samples[sample("market_usage_growth_monthly_ratio", entity="bytedance", metric="tokens_per_day")], 2)
+        == 0.29
+    )
+    assert (
+        round(samples[sample("market_peer_ratio", entity="bytedance", peer="google", metric="tokens_per_day")], 3)
+        == 1.163
+    )
 
 
 def test_seed_published_through_the_cli_yields_the_brief_signals(settings_factory, worker_factory):

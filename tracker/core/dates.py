@@ -88,8 +88,8 @@ class PartialDate:
         return self.start + (self.end - self.start) // 2
 
     def sort_key(self) -> tuple[float, int]:
-        """Return a key ordering dates by event time, the more precise first on ties."""
-        return (self.month_index, -int(self.precision))
+        """Return a key ordering dates by event time; on a tie the more precise date counts as later."""
+        return (self.month_index, int(self.precision))
 
     def __str__(self) -> str:
         if self.month is None:

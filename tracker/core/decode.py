@@ -42,19 +42,15 @@ def parse_json(text: str | bytes) -> Any:
 
 
 def _depth(data: Any) -> int:
+    """Return how many containers deep ``data`` goes, counting no further than MAX_DEPTH + 1."""
     depth, level = 0, [data]
-    while level:
-        depth += 1
-        nested: list[Any] = []
-        for item in level:
-            if isinstance(item, dict):
-                nested.extend(item.values())
-            elif isinstance(item, list):
-                nested.extend(item)
-        level = nested
-        if depth > MAX_DEPTH:
+    while depth <= MAX_DEPTH:
+        containers = [item for item in level if isinstance(item, dict | list)]
+        if not containers:
             break
-    return depth - 1
+        depth += 1
+        level = [child for item in containers for child in (item.values() if isinstance(item, dict) else item)]
+    return depth
 
 
 def _path(loc: tuple[int | str, ...]) -> str:
@@ -124,18 +120,19 @@ def split_records(text: str | bytes) -> Iterator[Record]:
         for index, item in enumerate(data, start=1):
             yield _record(index, item)
         return
-    lines = text.splitlines()
-    if len([line for line in lines if line.strip()]) > 1 or not stripped.startswith("{"):
-        for number, line in enumerate(lines, start=1):
-            if line.strip():
-                yield _record_from_text(number, line)
-        return
-    try:
-        data = parse_json(text)
-    except InputFormatError:
-        yield _record_from_text(1, text)
-        return
-    yield _record(1, data)
+    if stripped.startswith("{"):
+        # One object, possibly pretty-printed over several lines.
+        try:
+            data = parse_json(text)
+        except InputFormatError:
+            pass
+        else:
+            yield _record(1, data)
+            return
+    # JSON Lines: split on "\n" only; U+2028 and friends are legal inside JSON strings.
+    for number, line in enumerate(text.split("\n"), start=1):
+        if line.strip():
+            yield _record_from_text(number, line.rstrip("\r"))
 
 
 def _record_from_text(line: int, text: str) -> Record:

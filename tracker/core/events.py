@@ -18,7 +18,6 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validat
 from tracker.core.dates import PartialDate
 
 __all__ = [
-    "CURRENCY_UNITS",
     "EVENT_MODELS",
     "ChipDeliveryReported",
     "Event",
@@ -32,7 +31,6 @@ __all__ = [
 ]
 
 SLUG_PATTERN = r"^[a-z0-9][a-z0-9_-]*$"
-CURRENCY_UNITS = frozenset({"USD"})
 
 
 def _check_partial_date(text: str) -> str:
@@ -106,6 +104,12 @@ class Quantity(_Frozen):
         return bound
 
 
+class Money(Quantity):
+    """A quantity of money; v1 signals are in US dollars, so only USD is accepted."""
+
+    unit: Literal["USD"]
+
+
 Status = Literal["planned", "reported", "confirmed", "rumored"]
 
 
@@ -133,16 +137,10 @@ class InvestmentAnnounced(_Envelope):
 
     type: Literal["investment.announced"]
     entity: Slug
-    amount: Quantity
+    amount: Money
     period: Annotated[int, Field(ge=1990, le=2200)]
     category: Slug = "ai_infrastructure"
     members: Annotated[list[Slug], Field(max_length=100)] | None = None
-
-    @model_validator(mode="after")
-    def _currency(self) -> InvestmentAnnounced:
-        if self.amount.unit not in CURRENCY_UNITS:
-            raise ValueError(f"amount.unit must be one of {sorted(CURRENCY_UNITS)}")
-        return self
 
 
 class ExportRuleChanged(_Envelope):
@@ -172,15 +170,9 @@ class ChipDeliveryReported(_Envelope):
     vendor: Slug
     product: Slug
     units: Quantity
-    unit_price: Quantity | None = None
+    unit_price: Money | None = None
     stage: Literal["ordered", "scheduled", "delivered"]
     expected_on: DateText | None = None
-
-    @model_validator(mode="after")
-    def _price_currency(self) -> ChipDeliveryReported:
-        if self.unit_price is not None and self.unit_price.unit not in CURRENCY_UNITS:
-            raise ValueError(f"unit_price.unit must be one of {sorted(CURRENCY_UNITS)}")
-        return self
 
     @property
     def buyer_slug(self) -> str:
@@ -220,9 +212,14 @@ EVENT_MODELS: dict[str, type[Event]] = {
 }
 
 
+#: Where and when a fact was read, not what it says: two outlets reporting the
+#: same fact yield the same id, so the second report is a no-op.
+PROVENANCE_FIELDS = frozenset({"id", "source", "reported_on", "entity_name"})
+
+
 def canonical_content(event: BaseModel) -> dict[str, Any]:
-    """Return the event's content without its id, defaults included, as JSON-ready data."""
-    return event.model_dump(mode="json", exclude={"id"})
+    """Return what the fact says (no id, source or report date), defaults included, as JSON data."""
+    return event.model_dump(mode="json", exclude=set(PROVENANCE_FIELDS))
 
 
 def derive_id(event: BaseModel) -> str:

@@ -5,9 +5,11 @@ A series value is plain JSON so that it can live in a changelogged table::
     {"facts": {event_id: [digest, occurred_on, ...payload]},
      "retracted": {event_id: retraction_id}}
 
-A fact is recorded once per id; the same id with other content keeps the
-content with the smaller digest, so the outcome never depends on arrival
-order. Retractions are kept as tombstones (per partition) and as marks on the
+A fact is recorded once per id within its series; the same id with other
+content keeps the content with the smaller digest, so the outcome never
+depends on arrival order. (An id reused for facts of two different series is
+not detected: ids are derived from content, so this takes a publisher that
+sets ids by hand and reuses one.) Retractions are kept as tombstones (per partition) and as marks on the
 series holding their target, whichever arrives first.
 """
 

@@ -9,6 +9,7 @@ component of the configured peer pairs, named by its smallest slug.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from tracker.core.events import (
@@ -24,6 +25,7 @@ from tracker.errors import ConfigurationError
 __all__ = ["INVESTMENT_METRIC", "PeerPair", "Router", "SeriesId", "parse_peers"]
 
 INVESTMENT_METRIC = "investment_usd"
+_SLUG = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
 PEER_METRICS = frozenset({"mau", "wau", "dau", "tokens_per_day", "tokens_per_month", INVESTMENT_METRIC})
 
 
@@ -45,10 +47,13 @@ def parse_peers(text: str) -> tuple[PeerPair, ...]:
             raise ConfigurationError(f"peers: {item!r} is not entity:peer:metric")
         if parts[2] not in PEER_METRICS:
             raise ConfigurationError(f"peers: metric {parts[2]!r} is not one of {sorted(PEER_METRICS)}")
+        bad = [part for part in parts[:2] if not _SLUG.match(part)]
+        if bad:
+            raise ConfigurationError(f"peers: {bad[0]!r} in {item!r} is not a slug [a-z0-9][a-z0-9_-]*")
         if parts[0] == parts[1]:
             raise ConfigurationError(f"peers: {item!r} compares an entity with itself")
         pairs.append(PeerPair(*parts))
-    return tuple(pairs)
+    return tuple(dict.fromkeys(pairs))
 
 
 @dataclass(frozen=True)
@@ -93,7 +98,7 @@ class Router:
     """Map subjects to fold keys and facts to table keys, given the peer pairs."""
 
     def __init__(self, peers: tuple[PeerPair, ...] = ()) -> None:
-        self.peers = peers
+        self.peers = tuple(dict.fromkeys(peers))
         parent: dict[str, str] = {}
 
         def find(slug: str) -> str:
@@ -103,7 +108,7 @@ class Router:
                 slug = parent[slug]
             return slug
 
-        for pair in peers:
+        for pair in self.peers:
             a, b = find(pair.entity), find(pair.peer)
             if a != b:
                 parent[max(a, b)] = min(a, b)

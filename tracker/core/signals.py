@@ -9,6 +9,7 @@ function of the live facts. Event time only: "latest" means the newest
 from __future__ import annotations
 
 import datetime as dt
+import math
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -138,27 +139,20 @@ def _investment(series: SeriesId, value: SeriesValue) -> list[Signal]:
 
 def _chip(series: SeriesId, value: SeriesValue) -> list[Signal]:
     buyer, vendor, product = series.labels
-    units: dict[str, float] = defaultdict(float)
-    order_value, priced = 0.0, False
-    for _, (_, _, stage, count, price) in live_facts(value):
-        units[stage] += count
+    # Sum in id order with fsum: the total must not depend on arrival order.
+    units: dict[str, list[float]] = defaultdict(list)
+    values: list[float] = []
+    for _, (_, _, stage, count, price) in sorted(live_facts(value), key=lambda item: item[0]):
+        units[stage].append(count)
         if stage == "ordered" and price is not None:
-            order_value += count * price
-            priced = True
+            values.append(count * price)
     out = [
-        _signal("market_chip_units", total, buyer=buyer, vendor=vendor, product=product, stage=stage)
-        for stage, total in sorted(units.items())
+        _signal("market_chip_units", math.fsum(counts), buyer=buyer, vendor=vendor, product=product, stage=stage)
+        for stage, counts in sorted(units.items())
     ]
-    if priced:
-        out.append(
-            _signal(
-                "market_chip_order_value_usd",
-                order_value,
-                buyer=buyer,
-                vendor=vendor,
-                product=product,
-            )
-        )
+    if values:
+        labels = {"buyer": buyer, "vendor": vendor, "product": product}
+        out.append(_signal("market_chip_order_value_usd", math.fsum(values), **labels))
     return out
 
 

@@ -26,20 +26,31 @@ async def _described(admin: AIOKafkaAdminClient, names: list[str]) -> list[dict[
     return described
 
 
+def _configs(compacted: bool) -> dict[str, str]:
+    # The events topic is the log of record and alert transitions its audit trail:
+    # nothing is ever deleted. Registries keep the latest value per key.
+    if compacted:
+        return {"cleanup.policy": "compact"}
+    return {"retention.ms": "-1"}
+
+
 async def ensure_topics(settings: Settings) -> None:
-    """Create the events and dead-letter topics if missing; fail if a count differs."""
+    """Create every topic the tracker owns if missing; fail if a partition count differs."""
     wanted = {
         settings.events_topic: settings.partitions,
         settings.dead_letter_topic: settings.partitions,
         settings.alerts_topic: settings.partitions,
+        settings.notifications_dead_letter_topic: settings.partitions,
+        settings.subscriptions_topic: 1,
+        settings.deliveries_topic: settings.partitions,
     }
+    compacted = {settings.subscriptions_topic, settings.deliveries_topic}
     admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap, request_timeout_ms=15000)
     try:
         await admin.start()
-        # Retention: the events topic is the log of record, so it is never deleted.
-        configs = {"retention.ms": "-1", "min.insync.replicas": "1"}
         new = [
-            NewTopic(name, count, settings.replication_factor, topic_configs=configs) for name, count in wanted.items()
+            NewTopic(name, count, settings.replication_factor, topic_configs=_configs(name in compacted))
+            for name, count in wanted.items()
         ]
         for topic in new:
             with contextlib.suppress(TopicAlreadyExistsError):

@@ -8,6 +8,7 @@ before the entry is written, so a crash in between re-sends it on replay
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from collections.abc import Callable, Iterable, Mapping, MutableMapping
@@ -53,9 +54,12 @@ class Provenance:
 def transition_document(transition: Transition, provenance: Iterable[Provenance], at: float) -> dict[str, Any]:
     """Return the alerts-topic record of a transition."""
     alert = transition.alert
+    # The key names the transition, not its delivery: the same live facts give the
+    # same key on any replay, and a fact re-published under a new id gives a new one.
+    cause = hashlib.sha256(json.dumps([alert.since, list(alert.cause_ids)]).encode()).hexdigest()[:12]
     return {
         "status": transition.status,
-        "idempotency_key": f"{alert.fingerprint}:{transition.status}:{alert.since}",
+        "idempotency_key": f"{alert.fingerprint}:{transition.status}:{cause}",
         "alert": alert.to_json(),
         "provenance": {
             "events": [item.to_json() for item in provenance],

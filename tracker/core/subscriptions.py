@@ -1,0 +1,168 @@
+"""Alert subscriptions: who wants which alerts, through which channel; and what they receive.
+
+A subscription is event-sourced like everything else: the registry is the
+fold of a compacted topic keyed by subscription id (a record with no value
+deletes). The webhook body follows Alertmanager's webhook format (version 4)
+so existing receivers work unchanged; our provenance rides under ``tracker``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import hmac
+from collections.abc import Mapping
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+
+from tracker.core.dates import PartialDate
+from tracker.core.matchers import Matcher, match_all, parse_matchers
+
+__all__ = [
+    "SIGNATURE_HEADER",
+    "SseChannel",
+    "Subscription",
+    "WebhookChannel",
+    "sign",
+    "verify",
+    "webhook_body",
+]
+
+SIGNATURE_HEADER = "X-Tracker-Signature"
+IDEMPOTENCY_HEADER = "Idempotency-Key"
+_ZERO_TIME = "0001-01-01T00:00:00Z"
+
+
+def _check_url(text: str) -> str:
+    if not text.startswith(("http://", "https://")):
+        raise ValueError("only http:// and https:// URLs are accepted")
+    return text
+
+
+class WebhookChannel(BaseModel):
+    """Deliver by HTTP POST to ``url``, signed with ``secret``."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    type: Literal["webhook"]
+    url: Annotated[str, Field(max_length=2000)]
+    secret: SecretStr = Field(min_length=16, max_length=256)
+    max_attempts: Annotated[int, Field(ge=1, le=50)] = 8
+
+    _valid_url = field_validator("url")(classmethod(lambda cls, value: _check_url(value)))
+
+
+class SseChannel(BaseModel):
+    """Deliver to clients holding ``GET /v1/alerts/stream`` open."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    type: Literal["sse"]
+
+
+class Subscription(BaseModel):
+    """Who wants which alerts (label matchers), and how they receive them."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    id: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]*$", max_length=64)]
+    owner: Annotated[str, Field(min_length=1, max_length=200)]
+    matchers: Annotated[str, Field(max_length=2000)] = "{}"
+    send_resolved: bool = True
+    repeat_interval: Annotated[float, Field(ge=0, le=30 * 24 * 3600)] = 0
+    channel: WebhookChannel | SseChannel = Field(discriminator="type")
+
+    @field_validator("matchers")
+    @classmethod
+    def _valid_matchers(cls, value: str) -> str:
+        parse_matchers(value)
+        return value
+
+    @property
+    def parsed_matchers(self) -> tuple[Matcher, ...]:
+        """Return the matchers as objects."""
+        return parse_matchers(self.matchers)
+
+    def wants(self, labels: Mapping[str, str], status: str) -> bool:
+        """Return whether this subscription receives a transition of an alert with these labels."""
+        if status == "resolved" and not self.send_resolved:
+            return False
+        return match_all(self.parsed_matchers, labels)
+
+    def public(self) -> dict[str, Any]:
+        """Return the subscription as JSON data with its secret redacted."""
+        data = self.model_dump(mode="json")
+        if data["channel"]["type"] == "webhook":
+            data["channel"]["secret"] = "**********"
+        return data
+
+    def stored(self) -> dict[str, Any]:
+        """Return the subscription as JSON data for the subscriptions topic (secret included)."""
+        data = self.model_dump(mode="json")
+        if isinstance(self.channel, WebhookChannel):
+            data["channel"]["secret"] = self.channel.secret.get_secret_value()
+        return data
+
+
+def _rfc3339(date: dt.datetime) -> str:
+    return date.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def webhook_body(subscription_id: str, transition: Mapping[str, Any], external_url: str) -> dict[str, Any]:
+    """Return the Alertmanager-compatible (version 4) body for one transition."""
+    alert = transition["alert"]
+    status = transition["status"]
+    since = PartialDate.parse(alert["since"]).start
+    starts = dt.datetime.combine(since, dt.time(), dt.UTC)
+    ends = (
+        _rfc3339(dt.datetime.fromtimestamp(transition["evaluated_at"], dt.UTC)) if status == "resolved" else _ZERO_TIME
+    )
+    labels = dict(alert["labels"])
+    return {
+        "version": "4",
+        "groupKey": f'{{}}:{{alertname="{alert["rule"]}"}}',
+        "truncatedAlerts": 0,
+        "status": status,
+        "receiver": subscription_id,
+        "groupLabels": {"alertname": alert["rule"]},
+        "commonLabels": labels,
+        "commonAnnotations": dict(alert["annotations"]),
+        "externalURL": external_url,
+        "alerts": [
+            {
+                "status": status,
+                "labels": labels,
+                "annotations": dict(alert["annotations"]),
+                "startsAt": _rfc3339(starts),
+                "endsAt": ends,
+                "generatorURL": f"{external_url}/v1/alerts",
+                "fingerprint": alert["fingerprint"],
+            }
+        ],
+        "tracker": {
+            "idempotency_key": transition["idempotency_key"],
+            "since": alert["since"],
+            "value": alert["value"],
+            "provenance": transition["provenance"],
+        },
+    }
+
+
+def sign(secret: str, body: bytes, timestamp: int) -> str:
+    """Return the signature header value: ``t=<unix>,v1=<hex HMAC-SHA256 of "<t>.<body>">``."""
+    digest = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
+    return f"t={timestamp},v1={digest}"
+
+
+def verify(secret: str, body: bytes, header: str, now: float, tolerance: float = 300) -> bool:
+    """Check a signature header the way a receiver should: right HMAC and a recent timestamp."""
+    try:
+        parts = dict(item.split("=", 1) for item in header.split(","))
+        timestamp = int(parts["t"])
+    except (KeyError, ValueError):
+        return False
+    if abs(now - timestamp) > tolerance:
+        return False
+    expected = sign(secret, body, timestamp).split("v1=", 1)[1]
+    return hmac.compare_digest(expected, parts.get("v1", ""))
