@@ -12,7 +12,7 @@ from pydantic import ValidationError
 from tracker.core.events import EVENT_MODELS, Event
 from tracker.errors import EventValidationError, FieldError, InputFormatError
 
-__all__ = ["Record", "decode_event", "parse_json", "split_records", "validate_event"]
+__all__ = ["Record", "decode_event", "field_errors", "parse_json", "split_records", "validate_event"]
 
 MAX_DEPTH = 32
 
@@ -60,6 +60,17 @@ def _path(loc: tuple[int | str, ...]) -> str:
     return text
 
 
+def field_errors(exc: ValidationError, tags: frozenset[str] = frozenset()) -> list[FieldError]:
+    """Turn a pydantic error into field-path errors; ``tags`` are union tags to drop from paths."""
+    return [
+        FieldError(
+            _path(tuple(part for part in error["loc"] if part not in tags)),
+            error["msg"].removeprefix("Value error, "),
+        )
+        for error in exc.errors(include_url=False)
+    ]
+
+
 def validate_event(data: Any) -> Event:
     """Validate one decoded JSON value against the contract; raise EventValidationError."""
     if not isinstance(data, dict):
@@ -74,11 +85,7 @@ def validate_event(data: Any) -> Event:
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        errors = [
-            FieldError(_path(error["loc"]), error["msg"].removeprefix("Value error, "))
-            for error in exc.errors(include_url=False)
-        ]
-        raise EventValidationError(errors) from None
+        raise EventValidationError(field_errors(exc)) from None
 
 
 def decode_event(raw: bytes) -> Event:

@@ -49,9 +49,10 @@ class TopicView:
         try:
             await self._consumer.start()
             await self._producer.start()
-            partitions = self._consumer.partitions_for_topic(self.topic)
+            # The producer fetches a topic's metadata on demand; the consumer would not.
+            partitions = await self._producer.partitions_for(self.topic)
             if not partitions:
-                partitions = set(await self._producer.partitions_for(self.topic))
+                raise InfrastructureError(f"topic {self.topic} does not exist: run the worker once to create it")
             assigned = [TopicPartition(self.topic, partition) for partition in sorted(partitions)]
             self._consumer.assign(assigned)
             await self._consumer.seek_to_beginning(*assigned)
@@ -121,7 +122,8 @@ class TopicTail:
         )
         try:
             await self._consumer.start()
-            partitions = self._consumer.partitions_for_topic(self.topic) or set()
+            # ensure_topics created this topic with exactly this many partitions.
+            partitions = range(self.settings.partitions)
             assigned = [TopicPartition(self.topic, partition) for partition in sorted(partitions)]
             self._consumer.assign(assigned)
             await self._consumer.seek_to_end(*assigned)

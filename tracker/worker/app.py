@@ -6,13 +6,13 @@ makes everything from a ``Settings`` object; nothing happens at import time.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import faust
 from faust.sensors.prometheus import setup_prometheus_sensors
-from faust.web import Request, Response, View
 from prometheus_client import CollectorRegistry
 
 from tracker.core.routing import Router
@@ -23,9 +23,11 @@ from tracker.kafka.publisher import Publisher
 from tracker.rules_file import build_router, load_rules
 from tracker.settings import Settings
 from tracker.worker.alerting import Alerting
-from tracker.worker.api import Ingestion, TooLarge, ingest_body, read_limited, signals_document
+from tracker.worker.api import Ingestion
 from tracker.worker.folding import BatchFolder, Incoming
 from tracker.worker.metrics import AlertCollector, PipelineMetrics, SignalCollector, owned_state
+from tracker.worker.notifications import Notifications
+from tracker.worker.routes import install_routes
 
 __all__ = ["Worker", "build_worker"]
 
@@ -164,7 +166,35 @@ def build_worker(settings: Settings) -> Worker:
             await folder.fold([_incoming(event) for event in events])
 
     app.agent(events_topic, name="fold")(fold)
-    _install_routes(app, worker, Ingestion(settings, Publisher(settings, router)))
+
+    notification_dlq = app.topic(settings.notifications_dead_letter_topic, key_serializer="raw", value_serializer="raw")
+
+    async def dead_letter(record: dict[str, Any]) -> None:
+        pending = await notification_dlq.send(key=record["subscription"].encode(), value=json.dumps(record).encode())
+        await pending
+
+    notifications = Notifications(settings, metrics.notifications, dead_letter)
+
+    async def notify(stream: Any) -> None:
+        await notifications.ready.wait()
+        # Manual acks: a transition's offset is committed only once every delivery it
+        # caused is done, so a crash before that re-reads it (the ledger drops repeats).
+        async for event in stream.noack().events():
+            notifications.notifier.dispatch(json.loads(event.value), event.ack)
+
+    app.agent(alerts_topic, name="notify")(notify)
+    ingestion = Ingestion(settings, Publisher(settings, router))
+    install_routes(app, worker, ingestion, notifications)
+
+    @app.service
+    class WorkerServices(faust.Service):  # type: ignore[misc]
+        async def on_start(self) -> None:
+            await notifications.start()
+
+        async def on_stop(self) -> None:
+            await notifications.stop()
+            await ingestion.close()
+
     return worker
 
 
@@ -180,57 +210,3 @@ def _incoming(event: Any) -> Incoming:
         headers=tuple((name, bytes(value)) for name, value in headers),
         timestamp=message.timestamp,
     )
-
-
-def _install_routes(app: faust.App, worker: Worker, ingestion: Ingestion) -> None:
-    limit = worker.settings.max_body_bytes
-
-    @app.page("/v1/events")
-    class Events(View):  # type: ignore[misc]
-        async def post(self, request: Request) -> Response:
-            """Validate and publish a JSON object, a JSON array or NDJSON."""
-            try:
-                body = await read_limited(request.content, limit)
-            except TooLarge as exc:
-                return self.json({"error": str(exc)}, status=413)
-            status, document = await ingest_body(ingestion, body)
-            return self.json(document, status=status)
-
-    @app.page("/v1/signals")
-    class Signals(View):  # type: ignore[misc]
-        async def get(self, request: Request) -> Response:
-            """List derived signals; ``name`` and label query parameters filter them."""
-            wanted = dict(request.query)
-
-            def match(signal: Signal) -> bool:
-                labels = dict(signal.labels)
-                return all(
-                    signal.name == value if key == "name" else labels.get(key) == value for key, value in wanted.items()
-                )
-
-            return self.json(signals_document(worker.signals(), match))
-
-    @app.page("/v1/alerts")
-    class Alerts(View):  # type: ignore[misc]
-        async def get(self, request: Request) -> Response:
-            """List active alerts with their provenance; ``state`` filters pending/firing."""
-            wanted = request.query.get("state")
-            entries = [e for e in worker.alerts() if wanted is None or e["alert"]["state"] == wanted]
-            return self.json({"alerts": [{**e["alert"], "provenance": e["provenance"]} for e in entries]})
-
-    @app.page("/healthz")
-    class Health(View):  # type: ignore[misc]
-        async def get(self, request: Request) -> Response:
-            """Answer while the worker runs; report the partitions it owns."""
-            return self.json(
-                {
-                    "status": "ok",
-                    "partitions": sorted(worker.owned_partitions()),
-                    "folded": worker.folded(),
-                }
-            )
-
-    @app.service
-    class IngestionService(faust.Service):  # type: ignore[misc]
-        async def on_stop(self) -> None:
-            await ingestion.close()

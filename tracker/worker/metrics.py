@@ -34,6 +34,7 @@ class PipelineMetrics:
     rerouted: Counter
     latency: Histogram
     transitions: Counter
+    notifications: Counter
 
     @classmethod
     def create(cls, registry: CollectorRegistry) -> PipelineMetrics:
@@ -62,6 +63,12 @@ class PipelineMetrics:
                 "tracker_alert_transitions",
                 "Alert transitions published, by rule and state (firing, resolved).",
                 ["rule", "state"],
+                registry=registry,
+            ),
+            notifications=Counter(
+                "tracker_notifications",
+                "Webhook notification outcomes: delivered, retried, dead_lettered, duplicate_skipped.",
+                ["outcome"],
                 registry=registry,
             ),
         )

@@ -1,0 +1,111 @@
+"""The notification side of a worker: the subscription registry, the delivery ledger,
+webhook delivery, and the live alert feed behind ``GET /v1/alerts/stream``."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from prometheus_client import Counter
+
+from tracker.core.matchers import Matcher, match_all
+from tracker.core.subscriptions import Subscription
+from tracker.kafka.views import TopicTail, TopicView
+from tracker.settings import Settings
+from tracker.worker.http_client import AiohttpSender
+from tracker.worker.notify import HttpSender, Notifier
+
+__all__ = ["Notifications"]
+
+FEED_QUEUE_SIZE = 1000
+
+
+class Notifications:
+    """Subscriptions, ledger and feed of one worker; ``start`` reads the registries first."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        outcomes: Counter,
+        dead_letter: Callable[[dict[str, Any]], Awaitable[None]],
+        sender: HttpSender | None = None,
+    ) -> None:
+        self.registry = TopicView(settings, settings.subscriptions_topic)
+        self.ledger = TopicView(settings, settings.deliveries_topic)
+        self.tail = TopicTail(settings, settings.alerts_topic, self._to_feed)
+        self._sender = sender or AiohttpSender()
+        self._parsed: dict[bytes, Subscription] = {}
+        self._feeds: set[tuple[tuple[Matcher, ...], asyncio.Queue[dict[str, Any]]]] = set()
+        self.ready = asyncio.Event()
+        external = f"http://{settings.http_host}:{settings.http_port}"
+        self.notifier = Notifier(
+            subscriptions=self.subscriptions,
+            delivered=lambda mark: mark in self.ledger.data,
+            mark_delivered=lambda mark: self.ledger.put(mark, b"1"),
+            dead_letter=dead_letter,
+            sender=self._sender,
+            outcomes=outcomes,
+            external_url=external,
+        )
+
+    async def start(self) -> None:
+        """Read subscriptions and delivery marks to the end, then follow them and the alerts."""
+        await self.registry.start()
+        await self.ledger.start()
+        await self.tail.start()
+        self.ready.set()
+
+    async def stop(self) -> None:
+        """Stop delivery and every consumer."""
+        await self.notifier.close()
+        for part in (self.tail, self.ledger, self.registry):
+            await part.stop()
+        close = getattr(self._sender, "close", None)
+        if close is not None:
+            await close()
+
+    def subscriptions(self) -> list[Subscription]:
+        """Return every live subscription (parsed once per stored value)."""
+        out = []
+        for raw in self.registry.data.values():
+            parsed = self._parsed.get(raw)
+            if parsed is None:
+                parsed = self._parsed[raw] = Subscription.model_validate_json(raw)
+            out.append(parsed)
+        return sorted(out, key=lambda sub: sub.id)
+
+    def get(self, subscription_id: str) -> Subscription | None:
+        """Return one subscription, or None."""
+        return next((sub for sub in self.subscriptions() if sub.id == subscription_id), None)
+
+    async def save(self, subscription: Subscription) -> None:
+        """Create or replace a subscription; return once this worker's registry has it."""
+        await self.registry.put(subscription.id, json.dumps(subscription.stored()).encode())
+
+    async def delete(self, subscription_id: str) -> None:
+        """Delete a subscription (a tombstone on the compacted topic)."""
+        await self.registry.put(subscription_id, None)
+
+    def _to_feed(self, raw: bytes) -> None:
+        try:
+            transition = json.loads(raw)
+        except ValueError:
+            return
+        labels = transition["alert"]["labels"]
+        for matchers, queue in list(self._feeds):
+            if match_all(matchers, labels):
+                with contextlib.suppress(asyncio.QueueFull):  # a stalled client drops, never blocks
+                    queue.put_nowait(transition)
+
+    def open_feed(self, matchers: tuple[Matcher, ...]) -> asyncio.Queue[dict[str, Any]]:
+        """Register a live feed of transitions whose labels match."""
+        queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(FEED_QUEUE_SIZE)
+        self._feeds.add((matchers, queue))
+        return queue
+
+    def close_feed(self, queue: asyncio.Queue[dict[str, Any]]) -> None:
+        """Forget a feed whose client went away."""
+        self._feeds = {feed for feed in self._feeds if feed[1] is not queue}
