@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from tracker.core.decode import Record, split_records
-from tracker.errors import ConfigurationError, InputFormatError, PublishError, TrackerError
+from tracker.errors import ConfigurationError, InfrastructureError, InputFormatError, PublishError, TrackerError
 from tracker.rules_file import build_router
 from tracker.settings import Settings
 
@@ -138,6 +138,80 @@ def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
     return run_demo(settings, Path(args.events))
 
 
+def _api(settings: Settings, method: str, path: str, body: object | None = None) -> tuple[int, dict[str, object]]:
+    import json
+    import urllib.error
+    import urllib.request
+
+    url = f"{settings.api_url}{path}"
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(url, data=data, method=method, headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read() or b"{}")
+    except (urllib.error.URLError, OSError) as error:
+        raise InfrastructureError(f"cannot reach the worker at {settings.api_url}: {error}") from None
+
+
+def _print_errors(document: dict[str, object]) -> None:
+    for error in document.get("errors", []) or []:  # type: ignore[union-attr]
+        print(f"{error['path'] or '(body)'}: {error['reason']}", file=sys.stderr)  # type: ignore[index]
+    if "error" in document:
+        print(document["error"], file=sys.stderr)
+
+
+def cmd_subscribe(settings: Settings, args: argparse.Namespace) -> int:
+    """Create (or replace, with --id) an alert subscription on the worker."""
+    channel: dict[str, object] = {"type": "sse"}
+    if args.webhook:
+        channel = {
+            "type": "webhook",
+            "url": args.webhook,
+            "secret": args.secret or "",
+            "max_attempts": args.max_attempts,
+        }
+    body: dict[str, object] = {
+        "owner": args.owner,
+        "matchers": args.match,
+        "send_resolved": not args.no_resolved,
+        "repeat_interval": args.repeat_interval,
+        "channel": channel,
+    }
+    if args.id:
+        body["id"] = args.id
+    status, document = _api(settings, "POST", "/v1/subscriptions", body)
+    if status >= 300:
+        _print_errors(document)
+        return EXIT_REJECTED
+    print(document["id"])
+    return 0
+
+
+def cmd_subscriptions(settings: Settings, args: argparse.Namespace) -> int:
+    """List alert subscriptions (secrets redacted)."""
+    status, document = _api(settings, "GET", "/v1/subscriptions")
+    if status >= 300:
+        _print_errors(document)
+        return EXIT_UNAVAILABLE
+    for sub in document["subscriptions"]:  # type: ignore[union-attr]
+        channel = sub["channel"]  # type: ignore[index]
+        target = channel.get("url", "sse")
+        print(f"{sub['id']}\t{sub['owner']}\t{sub['matchers']}\t{channel['type']}\t{target}")  # type: ignore[index]
+    return 0
+
+
+def cmd_unsubscribe(settings: Settings, args: argparse.Namespace) -> int:
+    """Delete an alert subscription."""
+    status, document = _api(settings, "DELETE", f"/v1/subscriptions/{args.id}")
+    if status >= 300:
+        _print_errors(document)
+        return EXIT_REJECTED
+    print(f"deleted {args.id}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Build the argument parser with every subcommand."""
     parser = argparse.ArgumentParser(
@@ -166,6 +240,30 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--events", default="events/samples/seed.jsonl", help="events to publish")
     demo.add_argument("--stop", action="store_true", help="stop the demo worker and broker")
     demo.set_defaults(run=cmd_demo)
+
+    subscribe = commands.add_parser("subscribe", help="subscribe to alerts (webhook, or sse for /v1/alerts/stream)")
+    subscribe.add_argument("--owner", required=True, help="who owns the subscription (a label)")
+    subscribe.add_argument(
+        "--match",
+        default="{}",
+        help='Alertmanager label matchers, e.g. \'{entity="bytedance",severity=~"warning|critical"}\'',
+    )
+    subscribe.add_argument("--webhook", metavar="URL", help="POST notifications to this http(s) URL")
+    subscribe.add_argument("--secret", help="HMAC-SHA256 signing secret for the webhook (16+ characters)")
+    subscribe.add_argument("--max-attempts", type=int, default=8, help="delivery attempts before dead-lettering")
+    subscribe.add_argument("--no-resolved", action="store_true", help="do not notify when an alert resolves")
+    subscribe.add_argument(
+        "--repeat-interval", type=float, default=0, help="seconds between reminders while firing; 0 = transitions only"
+    )
+    subscribe.add_argument("--id", help="subscription id (to replace an existing one)")
+    subscribe.set_defaults(run=cmd_subscribe)
+
+    listing = commands.add_parser("subscriptions", help="list alert subscriptions")
+    listing.set_defaults(run=cmd_subscriptions)
+
+    unsubscribe = commands.add_parser("unsubscribe", help="delete an alert subscription")
+    unsubscribe.add_argument("id", help="subscription id")
+    unsubscribe.set_defaults(run=cmd_unsubscribe)
 
     schema = commands.add_parser("schema", help="write the JSON Schema of each event type")
     schema.add_argument("--out", default="events/schema", help="directory to write into")

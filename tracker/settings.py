@@ -38,6 +38,7 @@ class Settings(BaseSettings):
     batch_size: Annotated[int, Field(ge=1, le=100_000)] = 2000
     batch_within_seconds: Annotated[float, Field(gt=0, le=10)] = 0.05
     log_level: str = "warning"
+    worker_url: str | None = Field(None, description="base URL of a worker for CLI subscription commands")
     rules_path: Path | None = Field(None, description="alert rules YAML; unset = deploy/rules/default.yaml")
 
     @field_validator("peers")
@@ -50,6 +51,11 @@ class Settings(BaseSettings):
     def bootstrap(self) -> str:
         """Return the bootstrap servers: the external cluster, else the local broker."""
         return self.kafka_bootstrap or f"127.0.0.1:{self.kafka_port}"
+
+    @property
+    def api_url(self) -> str:
+        """Return the base URL the CLI uses to reach a worker's HTTP API."""
+        return self.worker_url or f"http://127.0.0.1:{self.http_port}"
 
     @property
     def uses_local_broker(self) -> bool:
