@@ -7,6 +7,7 @@ import asyncio
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from tracker.core.decode import Record, split_records
 from tracker.errors import ConfigurationError, InfrastructureError, InputFormatError, PublishError, TrackerError
@@ -138,7 +139,7 @@ def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
     return run_demo(settings, Path(args.events))
 
 
-def _api(settings: Settings, method: str, path: str, body: object | None = None) -> tuple[int, dict[str, object]]:
+def _api(settings: Settings, method: str, path: str, body: object | None = None) -> tuple[int, dict[str, Any]]:
     import json
     import urllib.error
     import urllib.request
@@ -155,9 +156,9 @@ def _api(settings: Settings, method: str, path: str, body: object | None = None)
         raise InfrastructureError(f"cannot reach the worker at {settings.api_url}: {error}") from None
 
 
-def _print_errors(document: dict[str, object]) -> None:
-    for error in document.get("errors", []) or []:  # type: ignore[union-attr]
-        print(f"{error['path'] or '(body)'}: {error['reason']}", file=sys.stderr)  # type: ignore[index]
+def _print_errors(document: dict[str, Any]) -> None:
+    for error in document.get("errors", []) or []:
+        print(f"{error['path'] or '(body)'}: {error['reason']}", file=sys.stderr)
     if "error" in document:
         print(document["error"], file=sys.stderr)
 
@@ -195,10 +196,10 @@ def cmd_subscriptions(settings: Settings, args: argparse.Namespace) -> int:
     if status >= 300:
         _print_errors(document)
         return EXIT_UNAVAILABLE
-    for sub in document["subscriptions"]:  # type: ignore[union-attr]
-        channel = sub["channel"]  # type: ignore[index]
+    for sub in document["subscriptions"]:
+        channel = sub["channel"]
         target = channel.get("url", "sse")
-        print(f"{sub['id']}\t{sub['owner']}\t{sub['matchers']}\t{channel['type']}\t{target}")  # type: ignore[index]
+        print(f"{sub['id']}\t{sub['owner']}\t{sub['matchers']}\t{channel['type']}\t{target}")
     return 0
 
 

@@ -23,7 +23,7 @@ class _LineLoader(yaml.SafeLoader):
 
 
 def _mapping_with_line(loader: _LineLoader, node: yaml.MappingNode) -> dict[str, Any]:
-    mapping = loader.construct_mapping(node, deep=True)
+    mapping: dict[str, Any] = {str(key): value for key, value in loader.construct_mapping(node, deep=True).items()}
     mapping["__line__"] = node.start_mark.line + 1
     mapping["__lines__"] = {key.value: key.start_mark.line + 1 for key, _ in node.value}
     return mapping

@@ -90,7 +90,7 @@ def fingerprint(labels: Mapping[str, str]) -> str:
 class _Machine:
     """The state machine of one alert along event time."""
 
-    state: str = "inactive"
+    state: Literal["inactive", "pending", "firing"] = "inactive"
     start: PartialDate | None = None
     value: float | None = None
     history: list[tuple[PartialDate, float | None]] = field(default_factory=list)
@@ -166,7 +166,7 @@ def _signal_history(
 def _make_alert(
     rule: Rule,
     labels: dict[str, str],
-    state: str,
+    state: Literal["pending", "firing", "resolved"],
     since: PartialDate,
     value: float | None,
     causes: Iterable[str],
@@ -179,7 +179,7 @@ def _make_alert(
         rule.severity,
         state,
         full,
-        annotations,  # type: ignore[arg-type]
+        annotations,
         str(since),
         value,
         tuple(sorted(set(causes))),
@@ -228,7 +228,7 @@ def evaluate(rules: RuleSet, router: Router, group: Mapping[str, SeriesValue]) -
             for labels, machine in machines.items():
                 machine.step(date, signals.get((name, labels)), rule)
         for labels, machine in machines.items():
-            if machine.state in ("pending", "firing") and machine.start is not None:
+            if machine.state != "inactive" and machine.start is not None:
                 label_map = dict(labels)
                 causes = [
                     event_id

@@ -204,7 +204,7 @@ def _trailing(series: Mapping[SeriesId, SeriesValue]) -> list[Signal]:
     for series_id, value in series.items():
         for _, payload in live_facts(value):
             dates[series_id.subject].append((_KIND_TYPE[series_id.kind], PartialDate.parse(payload[1]).start))
-    out = []
+    out: list[Signal] = []
     for entity, facts in sorted(dates.items()):
         anchor = max(day for _, day in facts)
         for window, days in TRAILING_WINDOWS.items():

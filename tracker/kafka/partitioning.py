@@ -26,7 +26,7 @@ def partition_for(key: str | bytes, partitions: int) -> int:
         if head.isdigit():
             return int(head) % partitions
     head = raw.partition(b"/")[0]
-    return (murmur2(head) & 0x7FFFFFFF) % partitions
+    return int(murmur2(head) & 0x7FFFFFFF) % partitions
 
 
 def broadcast_key(partition: int, rest: str) -> str:

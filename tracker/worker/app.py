@@ -187,7 +187,7 @@ def build_worker(settings: Settings) -> Worker:
     install_routes(app, worker, ingestion, notifications)
 
     @app.service
-    class WorkerServices(faust.Service):  # type: ignore[misc]
+    class WorkerServices(faust.Service):
         async def on_start(self) -> None:
             await notifications.start()
 

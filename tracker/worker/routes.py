@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import faust
 from aiohttp import web as aioweb
@@ -34,18 +34,18 @@ def install_routes(app: faust.App, worker: Worker, ingestion: Ingestion, notific
     limit = worker.settings.max_body_bytes
 
     @app.page("/v1/events")
-    class Events(View):  # type: ignore[misc]
+    class Events(View):
         async def post(self, request: Request) -> Response:
             """Validate and publish a JSON object, a JSON array or NDJSON."""
             try:
-                body = await read_limited(request.content, limit)
+                body = await read_limited(_raw(request).content, limit)
             except TooLarge as exc:
                 return self.json({"error": str(exc)}, status=413)
             status, document = await ingest_body(ingestion, body)
             return self.json(document, status=status)
 
     @app.page("/v1/signals")
-    class Signals(View):  # type: ignore[misc]
+    class Signals(View):
         async def get(self, request: Request) -> Response:
             """List derived signals; ``name`` and label query parameters filter them."""
             wanted = dict(request.query)
@@ -59,7 +59,7 @@ def install_routes(app: faust.App, worker: Worker, ingestion: Ingestion, notific
             return self.json(signals_document(worker.signals(), match))
 
     @app.page("/v1/alerts")
-    class Alerts(View):  # type: ignore[misc]
+    class Alerts(View):
         async def get(self, request: Request) -> Response:
             """List active alerts with their provenance; ``state`` filters pending/firing."""
             wanted = request.query.get("state")
@@ -67,7 +67,7 @@ def install_routes(app: faust.App, worker: Worker, ingestion: Ingestion, notific
             return self.json({"alerts": [{**e["alert"], "provenance": e["provenance"]} for e in entries]})
 
     @app.page("/v1/alerts/stream")
-    class AlertStream(View):  # type: ignore[misc]
+    class AlertStream(View):
         async def get(self, request: Request) -> Any:
             """Stream alert transitions as Server-Sent Events; ``match`` or ``subscription`` filter them."""
             try:
@@ -75,7 +75,7 @@ def install_routes(app: faust.App, worker: Worker, ingestion: Ingestion, notific
             except ValueError as exc:
                 return self.json({"error": str(exc)}, status=400)
             response = aioweb.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
-            await response.prepare(request)
+            await response.prepare(_raw(request))
             queue = notifications.open_feed(matchers)
             try:
                 await response.write(b": connected\n\n")
@@ -95,7 +95,7 @@ def install_routes(app: faust.App, worker: Worker, ingestion: Ingestion, notific
             return response
 
     @app.page("/v1/subscriptions")
-    class Subscriptions(View):  # type: ignore[misc]
+    class Subscriptions(View):
         async def get(self, request: Request) -> Response:
             """List subscriptions (secrets redacted)."""
             return self.json({"subscriptions": [sub.public() for sub in notifications.subscriptions()]})
@@ -103,7 +103,7 @@ def install_routes(app: faust.App, worker: Worker, ingestion: Ingestion, notific
         async def post(self, request: Request) -> Response:
             """Create or replace a subscription; errors name the field."""
             try:
-                body = await read_limited(request.content, SUBSCRIPTION_BODY_LIMIT)
+                body = await read_limited(_raw(request).content, SUBSCRIPTION_BODY_LIMIT)
                 data = json.loads(body)
             except TooLarge as exc:
                 return self.json({"error": str(exc)}, status=413)
@@ -125,7 +125,7 @@ def install_routes(app: faust.App, worker: Worker, ingestion: Ingestion, notific
             return self.json(subscription.public(), status=200 if existed else 201)
 
     @app.page("/v1/subscriptions/{subscription_id}")
-    class OneSubscription(View):  # type: ignore[misc]
+    class OneSubscription(View):
         async def get(self, request: Request, subscription_id: str) -> Response:
             """Return one subscription (secret redacted)."""
             found = notifications.get(subscription_id)
@@ -144,7 +144,7 @@ def install_routes(app: faust.App, worker: Worker, ingestion: Ingestion, notific
             return self.json({"deleted": subscription_id})
 
     @app.page("/healthz")
-    class Health(View):  # type: ignore[misc]
+    class Health(View):
         async def get(self, request: Request) -> Response:
             """Answer while the worker runs; report the partitions it owns and what it folded."""
             return self.json(
@@ -155,6 +155,11 @@ def install_routes(app: faust.App, worker: Worker, ingestion: Ingestion, notific
                     "notifications_ready": notifications.ready.is_set(),
                 }
             )
+
+
+def _raw(request: Request) -> aioweb.Request:
+    # Faust's aiohttp driver hands views the aiohttp request itself.
+    return cast(aioweb.Request, request)
 
 
 def _feed_matchers(query: Any, notifications: Notifications) -> tuple[Any, ...]:
