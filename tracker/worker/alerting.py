@@ -103,19 +103,24 @@ class Alerting:
             now = self.clock()
             kept: dict[str, Any] = {}
             changes = transitions(before, after)
+            fired: dict[str, str] = {}
             for transition in changes:
                 document = transition_document(transition, provenance, now)
                 fingerprint = transition.alert.fingerprint
                 await self.send(fingerprint.encode(), json.dumps(document).encode())
                 self.metrics.transitions.labels(rule=transition.alert.rule, state=transition.status).inc()
+                if transition.status == "firing":
+                    fired[fingerprint] = document["idempotency_key"]
             changed = {t.alert.fingerprint for t in changes}
             for fingerprint, alert in after.items():
                 previous = stored["alerts"].get(fingerprint)
                 if fingerprint in changed or previous is None:
-                    trail = [item.to_json() for item in provenance]
+                    # fired_at and the firing key let reminders (repeat_interval) name themselves.
+                    entry = {"provenance": [item.to_json() for item in provenance], "fired_at": now}
+                    entry["idempotency_key"] = fired.get(fingerprint)
                 else:
-                    trail = previous["provenance"]
-                kept[fingerprint] = {"alert": alert.to_json(), "provenance": trail}
+                    entry = {k: previous.get(k) for k in ("provenance", "fired_at", "idempotency_key")}
+                kept[fingerprint] = {"alert": alert.to_json(), **entry}
             value = {"series": series_keys, "alerts": kept}
             if value != stored:
                 self.groups[key] = value

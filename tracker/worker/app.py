@@ -7,6 +7,7 @@ makes everything from a ``Settings`` object; nothing happens at import time.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -183,6 +184,12 @@ def build_worker(settings: Settings) -> Worker:
             notifications.notifier.dispatch(json.loads(event.value), event.ack)
 
     app.agent(alerts_topic, name="notify")(notify)
+
+    async def remind() -> None:
+        if notifications.ready.is_set():
+            notifications.remind(worker.alerts(), time.time())
+
+    app.timer(1.0, name="remind")(remind)
     ingestion = Ingestion(settings, Publisher(settings, router))
     install_routes(app, worker, ingestion, notifications)
 

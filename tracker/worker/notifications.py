@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -12,7 +13,7 @@ from typing import Any
 from prometheus_client import Counter
 
 from tracker.core.matchers import Matcher, match_all
-from tracker.core.subscriptions import Subscription
+from tracker.core.subscriptions import Subscription, WebhookChannel
 from tracker.kafka.views import TopicTail, TopicView
 from tracker.settings import Settings
 from tracker.worker.http_client import AiohttpSender
@@ -40,6 +41,7 @@ class Notifications:
         self._parsed: dict[bytes, Subscription] = {}
         self._feeds: set[tuple[tuple[Matcher, ...], asyncio.Queue[dict[str, Any]]]] = set()
         self.ready = asyncio.Event()
+        self._reminding: set[str] = set()
         external = f"http://{settings.http_host}:{settings.http_port}"
         self.notifier = Notifier(
             subscriptions=self.subscriptions,
@@ -88,6 +90,41 @@ class Notifications:
     async def delete(self, subscription_id: str) -> None:
         """Delete a subscription (a tombstone on the compacted topic)."""
         await self.registry.put(subscription_id, None)
+
+    def remind(self, entries: list[dict[str, Any]], now: float) -> int:
+        """Queue the reminders now due for firing alerts (``repeat_interval``); return how many."""
+        queued = 0
+        for sub in self.subscriptions():
+            interval = sub.repeat_interval
+            if interval <= 0 or not isinstance(sub.channel, WebhookChannel):
+                continue
+            for entry in entries:
+                alert, key = entry["alert"], entry.get("idempotency_key")
+                if alert["state"] != "firing" or key is None or not sub.wants(alert["labels"], "firing"):
+                    continue
+                round_ = int((now - entry["fired_at"]) // interval)
+                if round_ < 1:
+                    continue
+                # Reminder n of a firing has its own key: the ledger sends each once, on any worker.
+                reminder = f"{key}:repeat:{round_}"
+                if f"{sub.id}|{reminder}" in self.ledger.data or reminder in self._reminding:
+                    continue
+                self._reminding.add(reminder)
+                transition = {
+                    "status": "firing",
+                    "idempotency_key": reminder,
+                    "alert": alert,
+                    "provenance": {
+                        "events": entry["provenance"],
+                        "cause_ids": alert["cause_ids"],
+                        "rule_version": alert["rule_version"],
+                        "reminder": round_,
+                    },
+                    "evaluated_at": now,
+                }
+                self.notifier.send_to(sub, transition, functools.partial(self._reminding.discard, reminder))
+                queued += 1
+        return queued
 
     def _to_feed(self, raw: bytes) -> None:
         try:

@@ -123,6 +123,10 @@ class Notifier:
         for sub in targets:
             self._queue(sub.id).put_nowait(_Job(transition, one_done))
 
+    def send_to(self, sub: Subscription, transition: dict[str, Any], done: Callable[[], None]) -> None:
+        """Queue one transition for one subscription (reminders use this)."""
+        self._queue(sub.id).put_nowait(_Job(transition, done))
+
     def _queue(self, subscription_id: str) -> asyncio.Queue[_Job]:
         queue = self._queues.get(subscription_id)
         if queue is None:
