@@ -84,6 +84,7 @@ def _report_rejections(records: Sequence[Record]) -> int:
 def cmd_publish(settings: Settings, args: argparse.Namespace) -> int:
     """Validate a JSON Lines file or a JSON array, then publish the valid records."""
     from tracker.kafka.publisher import Publisher, Receipt
+    from tracker.kafka.topics import ensure_topics
 
     try:
         records = list(split_records(_read_input(args.path)))
@@ -97,6 +98,7 @@ def cmd_publish(settings: Settings, args: argparse.Namespace) -> int:
         return EXIT_REJECTED
 
     async def run() -> list[Receipt | PublishError]:
+        await ensure_topics(settings)
         async with Publisher(settings, build_router(settings)) as publisher:
             return await publisher.publish(valid)
 
