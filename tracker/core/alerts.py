@@ -12,12 +12,12 @@ import functools
 import hashlib
 import json
 from collections.abc import Iterable, Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from tracker.core.dates import PartialDate, months_between
 from tracker.core.fold import SeriesValue, live_facts
-from tracker.core.routing import INVESTMENT_METRIC, Router, split_table_key
+from tracker.core.routing import INVESTMENT_METRIC, Router, SeriesId, split_table_key
 from tracker.core.rules import (
     EVENT_FIELDS,
     SIGNAL_KINDS,
@@ -60,11 +60,12 @@ class Alert:
     value: float | None
     cause_ids: tuple[str, ...]
     rule_version: str
+    unit: str = ""
 
     def to_json(self) -> dict[str, Any]:
         """Return the alert as plain JSON data."""
-        data = asdict(self)
-        data["cause_ids"] = list(self.cause_ids)
+        data = dict(self.__dict__)
+        data.update(labels=dict(self.labels), annotations=dict(self.annotations), cause_ids=list(self.cause_ids))
         return data
 
     @classmethod
@@ -126,13 +127,6 @@ def _selector(rule: Rule) -> tuple[str, dict[str, str]]:
     return condition.signal, dict(condition.match)
 
 
-def _relevant(name: str, labels: Mapping[str, str], key_labels: tuple[str, ...], kind: str) -> bool:
-    kinds = SIGNAL_KINDS[name]
-    if name == "market_peer_ratio":
-        kinds = frozenset({"investment" if labels.get("metric") == INVESTMENT_METRIC else "usage"})
-    return kind in kinds and set(key_labels) <= set(labels.values())
-
-
 def _dated_facts(group: Mapping[str, SeriesValue]) -> list[tuple[PartialDate, str, str, list[Any]]]:
     facts = [
         (_date(payload[1]), event_id, key, payload)
@@ -143,24 +137,76 @@ def _dated_facts(group: Mapping[str, SeriesValue]) -> list[tuple[PartialDate, st
     return facts
 
 
-def _signal_history(
-    router: Router,
-    group: Mapping[str, SeriesValue],
-    facts: list[tuple[PartialDate, str, str, list[Any]]],
-) -> list[tuple[PartialDate, dict[tuple[str, tuple[tuple[str, str], ...]], float]]]:
-    """Return, for each distinct event date, every signal of the group as of that date."""
-    history = []
-    prefix: dict[str, SeriesValue] = {key: {"facts": {}, "retracted": {}} for key in group}
-    index = 0
-    while index < len(facts):
-        date = facts[index][0]
-        while index < len(facts) and facts[index][0].sort_key() == date.sort_key():
-            _, event_id, key, payload = facts[index]
-            prefix[key]["facts"][event_id] = payload
-            index += 1
-        signals = derive_signals(router, prefix)
-        history.append((date, {(s.name, s.labels): s.value for s in signals}))
-    return history
+def _units(rule: Rule, series: Mapping[str, SeriesId]) -> dict[str, tuple[str, ...]]:
+    """Split a group (series by key) into the parts a rule reads: a series, a peer pair, a subject."""
+    condition = rule.condition
+    if isinstance(condition, EventCondition):
+        kind = _KIND_OF_TYPE[condition.type]
+        return {key: (key,) for key, sid in series.items() if sid.kind == kind}
+    if isinstance(condition, PeerCondition):
+        kind = "investment" if condition.metric == INVESTMENT_METRIC else "usage"
+        wanted = {
+            SeriesId(kind, (entity,) if kind == "investment" else (entity, condition.metric))
+            for entity in (condition.entity, condition.peer)
+        }
+        keys = tuple(sorted(key for key, sid in series.items() if sid in wanted))
+        return {"+".join(keys): keys} if keys else {}
+    name, _ = _selector(rule)
+    kinds = SIGNAL_KINDS[name]
+    if name in ("market_events_trailing", "market_peer_ratio"):
+        keys = tuple(sorted(key for key, sid in series.items() if sid.kind in kinds))
+        return {"+".join(keys): keys} if keys else {}
+    return {key: (key,) for key, sid in series.items() if sid.kind in kinds}
+
+
+def _evaluate_unit(rule: Rule, router: Router, state: Mapping[str, SeriesValue], unit: str) -> list[Alert]:
+    """Evaluate a signal rule on one unit by walking its history back from the newest date.
+
+    The walk stops at the first point that resolves (or has no value): the state
+    machine is inactive there whatever came before, so replaying forward from that
+    point gives exactly what a replay of the whole history gives.
+    """
+    bounds = rule.condition
+    assert not isinstance(bounds, EventCondition)
+    name, match = _selector(rule)
+    facts = _dated_facts(state)
+    dates: list[PartialDate] = []
+    for date, *_ in reversed(facts):
+        if not dates or dates[-1].sort_key() != date.sort_key():
+            dates.append(date)
+    points: dict[int, dict[tuple[tuple[str, str], ...], float]] = {}
+
+    def at(index: int) -> dict[tuple[tuple[str, str], ...], float]:
+        if index not in points:
+            limit = dates[index].sort_key()
+            prefix: dict[str, SeriesValue] = {key: {"facts": {}, "retracted": {}} for key in state}
+            for date, event_id, key, payload in facts:
+                if date.sort_key() <= limit:
+                    prefix[key]["facts"][event_id] = payload
+            signals = derive_signals(
+                router, prefix, trailing=name == "market_events_trailing", peers=name == "market_peer_ratio"
+            )
+            points[index] = {
+                s.labels: s.value for s in signals if s.name == name and rule.matches(dict(s.labels), match)
+            }
+        return points[index]
+
+    alerts = []
+    for labels, _ in sorted(at(0).items()) if dates else []:
+        suffix: list[tuple[PartialDate, float]] = []
+        for index in range(len(dates)):
+            value = at(index).get(labels)
+            if value is None or bounds.resolves(value):
+                break
+            suffix.append((dates[index], value))
+        machine = _Machine()
+        for date, value in reversed(suffix):
+            machine.step(date, value, rule)
+        if machine.state != "inactive" and machine.start is not None:
+            start = machine.start.sort_key()
+            causes = [event_id for date, event_id, _, _ in facts if date.sort_key() == start]
+            alerts.append(_make_alert(rule, dict(labels), machine.state, machine.start, machine.value, causes, unit))
+    return alerts
 
 
 def _make_alert(
@@ -170,6 +216,7 @@ def _make_alert(
     since: PartialDate,
     value: float | None,
     causes: Iterable[str],
+    unit: str,
 ) -> Alert:
     full = {"alertname": rule.name, "severity": rule.severity, **rule.labels, **labels}
     annotations = {name: render_template(text, full, value) for name, text in rule.annotations.items()}
@@ -184,10 +231,11 @@ def _make_alert(
         value,
         tuple(sorted(set(causes))),
         rule.version,
+        unit,
     )
 
 
-def _event_alerts(rule: Rule, condition: EventCondition, group: Mapping[str, SeriesValue]) -> list[Alert]:
+def _event_alerts(rule: Rule, condition: EventCondition, group: Mapping[str, SeriesValue], unit: str) -> list[Alert]:
     kind = _KIND_OF_TYPE[condition.type]
     alerts = []
     for key, value in group.items():
@@ -203,45 +251,40 @@ def _event_alerts(rule: Rule, condition: EventCondition, group: Mapping[str, Ser
             if not rule.matches(fields, condition.match):
                 continue
             date = _date(payload[2] if kind == "export" else payload[1])
-            alerts.append(_make_alert(rule, {**fields, "event_id": event_id}, "firing", date, None, [event_id]))
+            alerts.append(_make_alert(rule, {**fields, "event_id": event_id}, "firing", date, None, [event_id], unit))
     return alerts
 
 
-def evaluate(rules: RuleSet, router: Router, group: Mapping[str, SeriesValue]) -> dict[str, Alert]:
-    """Return the pending and firing alerts of one fold group, by fingerprint."""
+def evaluate(
+    rules: RuleSet,
+    router: Router,
+    group: Mapping[str, SeriesValue],
+    changed: set[str] | None = None,
+    previous: Mapping[str, Alert] | None = None,
+) -> dict[str, Alert]:
+    """Return the pending and firing alerts of one fold group, by fingerprint.
+
+    With ``changed`` (series keys written since ``previous`` was evaluated under the
+    same rules), parts of the group that read none of them keep their previous
+    alerts: the result is the same as a full evaluation, only cheaper.
+    """
     group = {key: value for key, value in group.items() if not key.startswith("#")}
+    kept: dict[str, list[Alert]] = {}
+    for alert in (previous or {}).values():
+        kept.setdefault(alert.unit, []).append(alert)
     alerts: list[Alert] = []
-    signal_rules = [rule for rule in rules.rules if not isinstance(rule.condition, EventCondition)]
-    facts = _dated_facts(group) if signal_rules else []
-    history = _signal_history(router, group, facts) if signal_rules else []
+    series = {key: split_table_key(key)[1] for key in group}
     for rule in rules.rules:
-        condition = rule.condition
-        if isinstance(condition, EventCondition):
-            alerts.extend(_event_alerts(rule, condition, group))
-            continue
-        name, match = _selector(rule)
-        machines: dict[tuple[tuple[str, str], ...], _Machine] = {}
-        for date, signals in history:
-            for (signal_name, labels), _ in signals.items():
-                if signal_name == name and labels not in machines and rule.matches(dict(labels), match):
-                    machines[labels] = _Machine()
-            for labels, machine in machines.items():
-                machine.step(date, signals.get((name, labels)), rule)
-        for labels, machine in machines.items():
-            if machine.state != "inactive" and machine.start is not None:
-                label_map = dict(labels)
-                causes = [
-                    event_id
-                    for date, event_id, key, _ in facts
-                    if date.sort_key() == machine.start.sort_key()
-                    and _relevant(
-                        name,
-                        label_map,
-                        split_table_key(key)[1].labels,
-                        split_table_key(key)[1].kind,
-                    )
-                ]
-                alerts.append(_make_alert(rule, label_map, machine.state, machine.start, machine.value, causes))
+        for part, keys in _units(rule, series).items():
+            unit = f"{rule.name}|{part}"
+            if changed is not None and previous is not None and changed.isdisjoint(keys):
+                alerts.extend(kept.get(unit, []))
+                continue
+            state = {key: group[key] for key in keys}
+            if isinstance(rule.condition, EventCondition):
+                alerts.extend(_event_alerts(rule, rule.condition, state, unit))
+            else:
+                alerts.extend(_evaluate_unit(rule, router, state, unit))
     return {alert.fingerprint: alert for alert in alerts}
 
 

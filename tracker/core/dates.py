@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import calendar
 import datetime as dt
+import functools
 import re
 from dataclasses import dataclass
 from enum import IntEnum
@@ -32,6 +33,10 @@ class PartialDate:
     @classmethod
     def parse(cls, text: str) -> PartialDate:
         """Parse ``YYYY``, ``YYYY-MM`` or ``YYYY-MM-DD``; raise ValueError naming the problem."""
+        return _parse(text)
+
+    @classmethod
+    def _parse_uncached(cls, text: str) -> PartialDate:
         match = _PATTERN.match(text)
         if match is None:
             raise ValueError("expected YYYY, YYYY-MM or YYYY-MM-DD")
@@ -97,6 +102,12 @@ class PartialDate:
         if self.day is None:
             return f"{self.year:04d}-{self.month:02d}"
         return f"{self.year:04d}-{self.month:02d}-{self.day:02d}"
+
+
+@functools.lru_cache(maxsize=100_000)
+def _parse(text: str) -> PartialDate:
+    # Folds and rule evaluation parse the same few thousand dates over and over.
+    return PartialDate._parse_uncached(text)
 
 
 def months_between(earlier: PartialDate, later: PartialDate) -> float:

@@ -15,6 +15,7 @@ series holding their target, whichever arrives first.
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Callable, Iterable, Iterator
 from enum import Enum
 from typing import Any
@@ -30,7 +31,7 @@ from tracker.core.events import (
 )
 from tracker.core.routing import Router, series_of
 
-__all__ = ["FoldBatch", "Outcome", "Projection", "fact_payload", "live_facts"]
+__all__ = ["FoldBatch", "Outcome", "Projection", "fact_payload", "live_facts", "tombstones_key"]
 
 SeriesValue = dict[str, Any]
 
@@ -77,8 +78,9 @@ def empty_series() -> SeriesValue:
 class FoldBatch:
     """Apply events to a view of the state, collecting every changed key once.
 
-    ``read`` returns the stored value of a key (or None); ``keys`` lists the
-    series keys to search when a retraction's target is not yet known. The
+    ``read`` returns the stored value of a key (or None); ``locate`` returns
+    the stored series keys that may hold a fact id (a retraction's target);
+    ``tombstones`` names the key that records retractions of an id. The
     caller writes ``changed`` back, one write per key per batch.
     """
 
@@ -86,13 +88,16 @@ class FoldBatch:
         self,
         router: Router,
         read: Callable[[str], SeriesValue | None],
-        keys: Callable[[], Iterable[str]],
+        locate: Callable[[str], Iterable[str]],
+        tombstones: Callable[[str], str],
     ) -> None:
         self.router = router
         self._read = read
-        self._keys = keys
+        self._locate = locate
+        self._tombstones = tombstones
         self.changed: dict[str, SeriesValue] = {}
         self.touched: list[str] = []
+        self.applied: dict[str, str] = {}
 
     def _get(self, key: str) -> SeriesValue:
         self.touched.append(key)
@@ -113,14 +118,11 @@ class FoldBatch:
     def _peek(self, key: str) -> SeriesValue | None:
         return self.changed.get(key) or self._read(key)
 
-    def apply(self, event: Event, event_id: str, tombstones_key: str) -> Outcome:
-        """Fold one event; ``tombstones_key`` names this partition's retraction record.
-
-        Afterwards ``touched`` lists the keys this event changed.
-        """
+    def apply(self, event: Event, event_id: str) -> Outcome:
+        """Fold one event; afterwards ``touched`` lists the keys it changed."""
         self.touched = []
         if isinstance(event, EventRetracted):
-            return self._retract(event.target_id, event_id, tombstones_key)
+            return self._retract(event.target_id, event_id)
         series = series_of(event)
         assert series is not None
         key = self.router.table_key(series)
@@ -130,32 +132,40 @@ class FoldBatch:
         if known is not None and known[0] == payload[0]:
             return Outcome.DUPLICATE
         value = self._get(key)
-        tombstones = self._peek(tombstones_key)
+        tombstones = self._peek(self._tombstones(event_id))
         if tombstones is not None and event_id in tombstones["retracted"]:
             value["retracted"][event_id] = tombstones["retracted"][event_id]
         if known is None:
             value["facts"][event_id] = payload
+            self.applied[event_id] = key
             return Outcome.APPLIED
         if payload[0] < known[0]:
             value["facts"][event_id] = payload
         return Outcome.ID_CONFLICT
 
-    def _retract(self, target_id: str, retraction_id: str, tombstones_key: str) -> Outcome:
-        tombstones = self._get(tombstones_key)
-        tombstones["retracted"].setdefault(target_id, retraction_id)
-        for key in list(self._keys()) + list(self.changed):
-            if key.startswith("#"):
-                continue
+    def _retract(self, target_id: str, retraction_id: str) -> Outcome:
+        tombstones_key = self._tombstones(target_id)
+        known = self._peek(tombstones_key)
+        if known is None or target_id not in known["retracted"]:
+            self._get(tombstones_key)["retracted"][target_id] = retraction_id
+        candidates = set(self._locate(target_id))
+        if target_id in self.applied:
+            candidates.add(self.applied[target_id])
+        for key in sorted(candidates):
             stored = self._peek(key)
             if stored is not None and target_id in stored["facts"] and target_id not in stored["retracted"]:
                 self._get(key)["retracted"][target_id] = retraction_id
         return Outcome.RETRACTION
 
 
+def tombstones_key(partition: int, event_id: str) -> str:
+    """Return the key recording retractions of ``event_id`` on ``partition`` (64 buckets)."""
+    # Buckets keep each tombstone record small: it is rewritten whenever it changes.
+    return f"#{partition}/retractions/{zlib.crc32(event_id.encode()) % 64}"
+
+
 class Projection:
     """The whole state folded in memory from a list of events: the reference fold."""
-
-    TOMBSTONES = "#0/retractions"
 
     def __init__(self, router: Router) -> None:
         self.router = router
@@ -164,11 +174,14 @@ class Projection:
 
     def apply(self, event: Event) -> Outcome:
         """Fold one event into the state."""
-        batch = FoldBatch(self.router, self.state.get, self.state.keys)
-        outcome = batch.apply(event, event.event_id, self.TOMBSTONES)
+        batch = FoldBatch(self.router, self.state.get, self._scan, lambda event_id: tombstones_key(0, event_id))
+        outcome = batch.apply(event, event.event_id)
         self.state.update(batch.changed)
         self.outcomes[outcome] += 1
         return outcome
+
+    def _scan(self, event_id: str) -> list[str]:
+        return [key for key, value in self.state.items() if not key.startswith("#") and event_id in value["facts"]]
 
     def replay(self, events: Iterable[Event]) -> Projection:
         """Fold every event in order and return self."""

@@ -11,6 +11,7 @@ are a function of the set of live events, like every signal.
 from __future__ import annotations
 
 import fnmatch
+import functools
 import hashlib
 import json
 import string
@@ -189,7 +190,7 @@ class Rule(_Strict):
         assert found is not None
         return found
 
-    @property
+    @functools.cached_property
     def version(self) -> str:
         """Return a digest of the rule's definition, recorded with each transition."""
         text = json.dumps(self.model_dump(mode="json"), sort_keys=True)
@@ -212,6 +213,12 @@ class RuleSet(_Strict):
         if duplicated:
             raise ValueError(f"rule names must be unique: {duplicated}")
         return self
+
+    @functools.cached_property
+    def version(self) -> str:
+        """Return a digest of the whole rule set."""
+        text = json.dumps(self.model_dump(mode="json"), sort_keys=True)
+        return hashlib.sha256(text.encode()).hexdigest()[:12]
 
     def peer_pairs(self) -> tuple[PeerPair, ...]:
         """Return the peer pairs the rules compare (they must fold on one partition)."""

@@ -219,8 +219,14 @@ def _trailing(series: Mapping[SeriesId, SeriesValue]) -> list[Signal]:
     return out
 
 
-def derive_signals(router: Router, state: Mapping[str, SeriesValue]) -> list[Signal]:
-    """Derive every signal from table keys and series values (tombstone keys are skipped)."""
+def derive_signals(
+    router: Router, state: Mapping[str, SeriesValue], trailing: bool = True, peers: bool = True
+) -> list[Signal]:
+    """Derive signals from table keys and series values (tombstone keys are skipped).
+
+    ``trailing`` and ``peers`` switch off the group-wide families when a caller
+    (rule evaluation) does not need them.
+    """
     groups: dict[str, dict[SeriesId, SeriesValue]] = defaultdict(dict)
     for key, value in state.items():
         if not key.startswith("#"):
@@ -230,8 +236,9 @@ def derive_signals(router: Router, state: Mapping[str, SeriesValue]) -> list[Sig
     for fold_key, series in sorted(groups.items()):
         for series_id, value in sorted(series.items(), key=lambda item: item[0].encode()):
             out.extend(_SERIES_SIGNALS[series_id.kind](series_id, value))
-        out.extend(_trailing(series))
-        for pair in router.peers_in(fold_key):
+        if trailing:
+            out.extend(_trailing(series))
+        for pair in router.peers_in(fold_key) if peers else ():
             mine = _latest_figure(series, pair.entity, pair.metric)
             theirs = _latest_figure(series, pair.peer, pair.metric)
             if mine is not None and theirs:

@@ -98,8 +98,12 @@ class Alerting:
             stored = self.groups.get(key) or {"series": [], "alerts": {}}
             series_keys = sorted(set(stored["series"]) | new_keys.get(fold_key, set()))
             state = {name: self.series[name] for name in series_keys if self.series.get(name) is not None}
-            after = evaluate(self.rules, self.router, state) if self.rules.rules else {}
             before = {fingerprint: Alert.from_json(entry["alert"]) for fingerprint, entry in stored["alerts"].items()}
+            # Only the parts of the group this batch wrote are re-evaluated, unless the
+            # rules changed since the stored evaluation.
+            incremental = stored.get("rules_version") == self.rules.version
+            changed = new_keys.get(fold_key, set()) if incremental else None
+            after = evaluate(self.rules, self.router, state, changed, before) if self.rules.rules else {}
             now = self.clock()
             kept: dict[str, Any] = {}
             changes = transitions(before, after)
@@ -121,6 +125,6 @@ class Alerting:
                 else:
                     entry = {k: previous.get(k) for k in ("provenance", "fired_at", "idempotency_key")}
                 kept[fingerprint] = {"alert": alert.to_json(), **entry}
-            value = {"series": series_keys, "alerts": kept}
+            value = {"series": series_keys, "alerts": kept, "rules_version": self.rules.version}
             if value != stored:
                 self.groups[key] = value

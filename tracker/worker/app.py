@@ -162,6 +162,11 @@ def build_worker(settings: Settings) -> Worker:
     )
     worker.folded = lambda: folder.folded
 
+    @app.on_partitions_assigned.connect  # type: ignore[arg-type]
+    async def _forget_locations(sender: Any, assigned: Any, **kwargs: Any) -> None:
+        # Partitions may have moved: the fact-id index is rebuilt lazily per partition.
+        folder.locator.reset()
+
     async def fold(stream: Any) -> None:
         async for events in stream.take_events(settings.batch_size, within=settings.batch_within_seconds):
             await folder.fold([_incoming(event) for event in events])

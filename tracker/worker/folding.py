@@ -10,17 +10,18 @@ same record twice changes nothing.
 
 from __future__ import annotations
 
+import functools
 import json
 import time
-from collections.abc import Awaitable, Callable, Iterable, MutableMapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from tracker.core.decode import decode_event
 from tracker.core.events import EventRetracted
-from tracker.core.fold import FoldBatch, Outcome, SeriesValue
+from tracker.core.fold import FoldBatch, Outcome, SeriesValue, tombstones_key
 from tracker.core.routing import Router
-from tracker.errors import EventValidationError
+from tracker.errors import EventValidationError, FieldError
 from tracker.kafka.partitioning import broadcast_key, partition_for
 from tracker.kafka.publisher import BROADCAST_HEADER, encode_event, record_key
 from tracker.worker.alerting import Alerting, Provenance
@@ -37,7 +38,7 @@ class Incoming:
     partition: int
     offset: int
     key: bytes | None
-    value: bytes
+    value: bytes | None
     headers: tuple[tuple[str, bytes], ...]
     timestamp: float | None
 
@@ -55,8 +56,48 @@ class Send(Protocol):
     ) -> Awaitable[Any]: ...
 
 
-def _tombstones_key(partition: int) -> str:
-    return broadcast_key(partition, "retractions")
+class Locator:
+    """Which series key holds each fact id, for the partitions indexed since the last rebalance.
+
+    A retraction is broadcast to every partition; on most of them its target
+    is absent, and this index says so without scanning the table. A partition
+    is indexed from the table the first time it is asked about (after recovery),
+    and ``reset`` forgets everything when the assignment changes.
+    """
+
+    def __init__(self, table: Mapping[str, SeriesValue], partitions: int) -> None:
+        self.table = table
+        self.partitions = partitions
+        self.ids: dict[str, str] = {}
+        self.indexed: set[int] = set()
+        self._partition_of: dict[str, int] = {}
+
+    def partition_of(self, key: str) -> int:
+        """Return the partition of a table key (cached per fold key)."""
+        fold_key = key.partition("/")[0]
+        partition = self._partition_of.get(fold_key)
+        if partition is None:
+            partition = self._partition_of[fold_key] = partition_for(fold_key, self.partitions)
+        return partition
+
+    def locate(self, partition: int, event_id: str) -> list[str]:
+        """Return the key holding ``event_id`` on ``partition``, if any."""
+        if partition not in self.indexed:
+            for key, value in list(self.table.items()):
+                if not key.startswith("#") and self.partition_of(key) == partition:
+                    self.ids.update(dict.fromkeys(value["facts"], key))
+            self.indexed.add(partition)
+        found = self.ids.get(event_id)
+        return [found] if found is not None else []
+
+    def add(self, event_id: str, key: str) -> None:
+        """Record where a newly folded fact lives."""
+        self.ids[event_id] = key
+
+    def reset(self) -> None:
+        """Forget the index (partitions were assigned or revoked)."""
+        self.ids.clear()
+        self.indexed.clear()
 
 
 class BatchFolder:
@@ -85,12 +126,7 @@ class BatchFolder:
         self.clock = clock
         self.folded = 0
         self._touched: dict[str, list[Provenance]] = {}
-
-    def _keys_on(self, partition: int) -> Callable[[], Iterable[str]]:
-        def keys() -> Iterable[str]:
-            return [key for key in list(self.table) if partition_for(key, self.partitions) == partition]
-
-        return keys
+        self.locator = Locator(table, partitions)
 
     async def fold(self, records: Sequence[Incoming]) -> None:
         """Fold one batch; every changed table key is written exactly once."""
@@ -99,7 +135,12 @@ class BatchFolder:
         for record in records:
             batch = batches.get(record.partition)
             if batch is None:
-                batch = FoldBatch(self.router, self.table.get, self._keys_on(record.partition))
+                batch = FoldBatch(
+                    self.router,
+                    self.table.get,
+                    functools.partial(self.locator.locate, record.partition),
+                    functools.partial(tombstones_key, record.partition),
+                )
                 batches[record.partition] = batch
             await self._fold_one(record, batch)
         new_keys: dict[str, set[str]] = {}
@@ -107,8 +148,9 @@ class BatchFolder:
             for key, value in batch.changed.items():
                 if not key.startswith("#"):
                     new_keys.setdefault(key.partition("/")[0], set()).add(key)
-                if value != self.table.get(key):
-                    self.table[key] = value
+                self.table[key] = value
+            for event_id, key in batch.applied.items():
+                self.locator.add(event_id, key)
         if self.alerting is not None and self._touched:
             await self.alerting.update(self._touched, new_keys)
         now = self.clock()
@@ -117,6 +159,9 @@ class BatchFolder:
                 self.metrics.latency.observe(max(0.0, now - record.timestamp))
 
     async def _fold_one(self, record: Incoming, batch: FoldBatch) -> None:
+        if record.value is None:
+            await self._dead_letter(record, EventValidationError([FieldError("", "record has no value")]))
+            return
         try:
             event = decode_event(record.value)
         except EventValidationError as exc:
@@ -134,7 +179,7 @@ class BatchFolder:
                 await self.send(self.events_topic, key.encode(), encode_event(event), None, [])
                 self.metrics.rerouted.inc()
                 return
-        outcome = batch.apply(event, event_id, _tombstones_key(record.partition))
+        outcome = batch.apply(event, event_id)
         self.folded += 1
         provenance = Provenance(event_id, record.topic, record.partition, record.offset)
         for key in batch.touched:
@@ -149,6 +194,7 @@ class BatchFolder:
             self.metrics.rejected.labels(reason="id_conflict").inc()
 
     async def _broadcast(self, event_id: str, record: Incoming) -> None:
+        assert record.value is not None
         for partition in range(self.partitions):
             key = broadcast_key(partition, event_id).encode()
             await self.send(self.events_topic, key, record.value, partition, [BROADCAST_HEADER])
@@ -162,7 +208,7 @@ class BatchFolder:
             "topic": record.topic,
             "partition": record.partition,
             "offset": record.offset,
-            "value": record.value.decode("utf-8", errors="replace"),
+            "value": None if record.value is None else record.value.decode("utf-8", errors="replace"),
         }
         key = record.key or f"{record.topic}:{record.partition}:{record.offset}".encode()
         await self.send(self.dead_letter_topic, key, json.dumps(letter).encode(), None, [])

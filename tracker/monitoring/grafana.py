@@ -1,0 +1,197 @@
+"""Build Grafana dashboard JSON: queries, panels, template variables, and a grid layout.
+
+Only what the tracker's dashboards use, as plain dicts in the shape Grafana
+11 provisions (schema version 39). Every panel and query points at one
+Prometheus datasource by uid, the one ``deploy/grafana/provisioning`` defines.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = [
+    "BUILTIN_VARIABLES",
+    "DATASOURCE",
+    "DATASOURCE_UID",
+    "Json",
+    "Query",
+    "Section",
+    "dashboard",
+    "panel",
+    "query_variable",
+    "substitute",
+    "targets",
+    "textbox_variable",
+]
+
+Json = dict[str, Any]
+
+DATASOURCE_UID = "tracker-prometheus"
+DATASOURCE: Json = {"type": "prometheus", "uid": DATASOURCE_UID}
+SCHEMA_VERSION = 39
+GRID_WIDTH = 24
+# Grafana fills these in itself; a test run needs a value for each.
+BUILTIN_VARIABLES = frozenset({"__rate_interval", "__interval", "__range"})
+_VARIABLE = re.compile(r"\$\{(\w+)\}|\$(\w+)")
+
+
+@dataclass(frozen=True)
+class Query:
+    """One PromQL target of a panel."""
+
+    expr: str
+    legend: str = ""
+    instant: bool = False
+
+    def target(self, ref_id: str, table: bool) -> Json:
+        """Return the Grafana target for this query."""
+        return {
+            "datasource": DATASOURCE,
+            "editorMode": "code",
+            "expr": self.expr,
+            "format": "table" if table else "time_series",
+            "instant": self.instant,
+            "legendFormat": self.legend or "__auto",
+            "range": not self.instant,
+            "refId": ref_id,
+        }
+
+
+@dataclass(frozen=True)
+class Section:
+    """A titled row of panels, laid out left to right."""
+
+    title: str
+    panels: Sequence[Json] = field(default_factory=tuple)
+
+
+def panel(
+    kind: str,
+    title: str,
+    description: str,
+    *queries: Query,
+    unit: str = "short",
+    width: int = 12,
+    height: int = 8,
+    options: Json | None = None,
+    defaults: Json | None = None,
+    overrides: Sequence[Json] = (),
+    transformations: Sequence[Json] = (),
+) -> Json:
+    """Return a panel of type ``kind`` (timeseries, stat, table, ...) with its queries as targets A, B, ..."""
+    table = kind == "table"
+    return {
+        "datasource": DATASOURCE,
+        "description": description,
+        "fieldConfig": {"defaults": {"unit": unit, **(defaults or {})}, "overrides": list(overrides)},
+        "gridPos": {"h": height, "w": width, "x": 0, "y": 0},
+        "options": options or {},
+        "targets": [query.target(chr(ord("A") + index), table) for index, query in enumerate(queries)],
+        "title": title,
+        "transformations": list(transformations),
+        "type": kind,
+    }
+
+
+def query_variable(name: str, label: str, definition: str, description: str) -> Json:
+    """Return a multi-value query variable, "All" by default, whose All value is the regex ``.*``."""
+    return {
+        "allValue": ".*",
+        "current": {"selected": True, "text": ["All"], "value": ["$__all"]},
+        "datasource": DATASOURCE,
+        "definition": definition,
+        "description": description,
+        "includeAll": True,
+        "label": label,
+        "multi": True,
+        "name": name,
+        "options": [],
+        "query": {"query": definition, "refId": f"{name}-values"},
+        # 2: refresh the values whenever the time range changes.
+        "refresh": 2,
+        "regex": "",
+        "sort": 1,
+        "type": "query",
+    }
+
+
+def textbox_variable(name: str, label: str, default: str, description: str) -> Json:
+    """Return a free-text variable (used in links, never in queries)."""
+    return {
+        "current": {"selected": False, "text": default, "value": default},
+        "description": description,
+        "hide": 0,
+        "label": label,
+        "name": name,
+        "options": [{"selected": True, "text": default, "value": default}],
+        "query": default,
+        "type": "textbox",
+    }
+
+
+def dashboard(
+    uid: str,
+    title: str,
+    description: str,
+    variables: Sequence[Json],
+    sections: Sequence[Section],
+    links: Sequence[Json] = (),
+) -> Json:
+    """Return a dashboard: sections become rows, panels get ids and grid positions."""
+    panels: list[Json] = []
+    y = 0
+    for section in sections:
+        panels.append(
+            {
+                "collapsed": False,
+                "gridPos": {"h": 1, "w": GRID_WIDTH, "x": 0, "y": y},
+                "panels": [],
+                "title": section.title,
+                "type": "row",
+            }
+        )
+        y += 1
+        x, row_height = 0, 0
+        for item in section.panels:
+            width, height = item["gridPos"]["w"], item["gridPos"]["h"]
+            if x + width > GRID_WIDTH:
+                x, y, row_height = 0, y + row_height, 0
+            panels.append({**item, "gridPos": {"h": height, "w": width, "x": x, "y": y}})
+            x += width
+            row_height = max(row_height, height)
+        y += row_height
+    for number, item in enumerate(panels, start=1):
+        item["id"] = number
+    return {
+        "annotations": {"list": []},
+        "description": description,
+        "editable": False,
+        "graphTooltip": 1,
+        "links": list(links),
+        "panels": panels,
+        "refresh": "30s",
+        "schemaVersion": SCHEMA_VERSION,
+        "tags": ["ai-infra-tracker"],
+        "templating": {"list": list(variables)},
+        "time": {"from": "now-6h", "to": "now"},
+        "timepicker": {},
+        "timezone": "utc",
+        "title": title,
+        "uid": uid,
+        "version": 1,
+    }
+
+
+def targets(board: Json) -> Iterator[tuple[Json, Json]]:
+    """Yield (panel, target) for every query of every panel of ``board``."""
+    for item in board["panels"]:
+        for target in item.get("targets", []):
+            yield item, target
+
+
+def substitute(expr: str, values: dict[str, str]) -> str:
+    """Replace ``$name`` and ``${name}`` as Grafana would, from ``values``; raise KeyError for unknown names."""
+    return _VARIABLE.sub(lambda match: values[match.group(1) or match.group(2)], expr)
