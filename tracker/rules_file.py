@@ -55,6 +55,17 @@ def _line_of(data: Any, loc: tuple[int | str, ...]) -> int | None:
     return line
 
 
+def _refuse_duplicate_names(data: dict[str, Any], origin: str) -> None:
+    seen: set[str] = set()
+    for index, rule in enumerate(data.get("rules") or []):
+        name = rule.get("name") if isinstance(rule, dict) else None
+        if isinstance(name, str) and name in seen:
+            line = rule.get("__lines__", {}).get("name", rule.get("__line__"))
+            raise ConfigurationError(f"{origin}: line {line}: rules.{index}.name: duplicate rule name {name!r}")
+        if isinstance(name, str):
+            seen.add(name)
+
+
 def parse_rules(text: str, origin: str = "<rules>") -> RuleSet:
     """Parse and validate a rules document; raise ConfigurationError naming line and reason."""
     try:
@@ -65,6 +76,7 @@ def parse_rules(text: str, origin: str = "<rules>") -> RuleSet:
         raise ConfigurationError(f"{origin}: {where}: not valid YAML: {getattr(exc, 'problem', exc)}") from None
     if not isinstance(data, dict):
         raise ConfigurationError(f"{origin}: line 1: expected a mapping with a `rules` list")
+    _refuse_duplicate_names(data, origin)
     try:
         return RuleSet.model_validate(_strip_lines(data))
     except ValidationError as exc:

@@ -126,11 +126,18 @@ def test_a_source_link_may_be_http_or_https(event_factory: EventFactory, url: st
     assert event.source.url == url
 
 
-@pytest.mark.parametrize("url", ["ftp://ft.com/x", "javascript:alert(1)", "www.ft.com", "https://", "file:///etc"])
+@pytest.mark.parametrize("url", ["ftp://ft.com/x", "javascript:alert(1)", "www.ft.com", "file:///etc"])
 def test_any_other_source_link_is_refused_at_source_url(raw_event_factory: RawFactory, url: str) -> None:
     errors = refusal(raw_event_factory("usage.reported", source={"name": "FT", "url": url}))
 
     assert errors == ["source.url: only http:// and https:// URLs are accepted"]
+
+
+@pytest.mark.parametrize("url", ["https://", "http:///path", "https://:443/x"])
+def test_a_source_link_without_a_host_is_refused_at_source_url(raw_event_factory: RawFactory, url: str) -> None:
+    errors = refusal(raw_event_factory("usage.reported", source={"name": "FT", "url": url}))
+
+    assert errors == ["source.url: the URL has no host"]
 
 
 def test_a_quote_holds_up_to_a_thousand_characters(event_factory: EventFactory, raw_event_factory: RawFactory) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import urllib.parse
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
@@ -44,9 +45,13 @@ def _check_day(text: str) -> str:
     return str(date)
 
 
-def _check_url(text: str) -> str:
-    if not text.startswith(("http://", "https://")) or len(text) <= len("https://"):
+def check_http_url(text: str) -> str:
+    """Accept an absolute http(s) URL with a host; raise ValueError otherwise."""
+    parts = urllib.parse.urlsplit(text)
+    if parts.scheme not in ("http", "https"):
         raise ValueError("only http:// and https:// URLs are accepted")
+    if not parts.hostname:
+        raise ValueError("the URL has no host")
     return text
 
 
@@ -69,7 +74,7 @@ class Source(_Frozen):
     """Where a fact was read: the outlet's name, a link, a short quote."""
 
     name: Annotated[str, Field(min_length=1, max_length=200)]
-    url: Annotated[str, Field(max_length=2000), AfterValidator(_check_url)] | None = None
+    url: Annotated[str, Field(max_length=2000), AfterValidator(check_http_url)] | None = None
     quote: Annotated[str, Field(max_length=1000)] | None = None
 
 

@@ -97,7 +97,7 @@ class FoldBatch:
         self._tombstones = tombstones
         self.changed: dict[str, SeriesValue] = {}
         self.touched: list[str] = []
-        self.applied: dict[str, str] = {}
+        self.applied: dict[str, set[str]] = {}
 
     def _get(self, key: str) -> SeriesValue:
         self.touched.append(key)
@@ -137,7 +137,7 @@ class FoldBatch:
             value["retracted"][event_id] = tombstones["retracted"][event_id]
         if known is None:
             value["facts"][event_id] = payload
-            self.applied[event_id] = key
+            self.applied.setdefault(event_id, set()).add(key)
             return Outcome.APPLIED
         if payload[0] < known[0]:
             value["facts"][event_id] = payload
@@ -148,9 +148,7 @@ class FoldBatch:
         known = self._peek(tombstones_key)
         if known is None or target_id not in known["retracted"]:
             self._get(tombstones_key)["retracted"][target_id] = retraction_id
-        candidates = set(self._locate(target_id))
-        if target_id in self.applied:
-            candidates.add(self.applied[target_id])
+        candidates = set(self._locate(target_id)) | self.applied.get(target_id, set())
         for key in sorted(candidates):
             stored = self._peek(key)
             if stored is not None and target_id in stored["facts"] and target_id not in stored["retracted"]:

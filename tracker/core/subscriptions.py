@@ -14,9 +14,10 @@ import hmac
 from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 from tracker.core.dates import PartialDate
+from tracker.core.events import check_http_url
 from tracker.core.matchers import Matcher, match_all, parse_matchers
 
 __all__ = [
@@ -34,23 +35,15 @@ IDEMPOTENCY_HEADER = "Idempotency-Key"
 _ZERO_TIME = "0001-01-01T00:00:00Z"
 
 
-def _check_url(text: str) -> str:
-    if not text.startswith(("http://", "https://")):
-        raise ValueError("only http:// and https:// URLs are accepted")
-    return text
-
-
 class WebhookChannel(BaseModel):
     """Deliver by HTTP POST to ``url``, signed with ``secret``."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     type: Literal["webhook"]
-    url: Annotated[str, Field(max_length=2000)]
+    url: Annotated[str, Field(max_length=2000), AfterValidator(check_http_url)]
     secret: SecretStr = Field(min_length=16, max_length=256)
     max_attempts: Annotated[int, Field(ge=1, le=50)] = 8
-
-    _valid_url = field_validator("url")(classmethod(lambda cls, value: _check_url(value)))
 
 
 class SseChannel(BaseModel):

@@ -68,7 +68,8 @@ class Locator:
     def __init__(self, table: Mapping[str, SeriesValue], partitions: int) -> None:
         self.table = table
         self.partitions = partitions
-        self.ids: dict[str, str] = {}
+        # One key per id; a tuple in the rare case a hand-set id was reused across series.
+        self.ids: dict[str, str | tuple[str, ...]] = {}
         self.indexed: set[int] = set()
         self._partition_of: dict[str, int] = {}
 
@@ -85,14 +86,23 @@ class Locator:
         if partition not in self.indexed:
             for key, value in list(self.table.items()):
                 if not key.startswith("#") and self.partition_of(key) == partition:
-                    self.ids.update(dict.fromkeys(value["facts"], key))
+                    for event_id in value["facts"]:
+                        self.add(event_id, key)
             self.indexed.add(partition)
         found = self.ids.get(event_id)
-        return [found] if found is not None else []
+        if found is None:
+            return []
+        return [found] if isinstance(found, str) else list(found)
 
     def add(self, event_id: str, key: str) -> None:
         """Record where a newly folded fact lives."""
-        self.ids[event_id] = key
+        known = self.ids.get(event_id)
+        if known is None or known == key:
+            self.ids[event_id] = key
+        elif isinstance(known, str):
+            self.ids[event_id] = (known, key)
+        elif key not in known:
+            self.ids[event_id] = (*known, key)
 
     def reset(self) -> None:
         """Forget the index (partitions were assigned or revoked)."""
@@ -149,8 +159,9 @@ class BatchFolder:
                 if not key.startswith("#"):
                     new_keys.setdefault(key.partition("/")[0], set()).add(key)
                 self.table[key] = value
-            for event_id, key in batch.applied.items():
-                self.locator.add(event_id, key)
+            for event_id, keys in batch.applied.items():
+                for key in keys:
+                    self.locator.add(event_id, key)
         if self.alerting is not None and self._touched:
             await self.alerting.update(self._touched, new_keys)
         now = self.clock()

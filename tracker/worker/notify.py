@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import random
 import time
 from collections.abc import Awaitable, Callable
@@ -30,6 +31,8 @@ from tracker.core.subscriptions import (
 )
 
 __all__ = ["HttpSender", "Notifier", "Outcome", "RetryPolicy"]
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -137,12 +140,16 @@ class Notifier:
     async def _drain(self, subscription_id: str, queue: asyncio.Queue[_Job]) -> None:
         while True:
             job = await queue.get()
-            try:
-                sub = next((s for s in self.subscriptions() if s.id == subscription_id), None)
-                if sub is not None and isinstance(sub.channel, WebhookChannel):
+            sub = next((s for s in self.subscriptions() if s.id == subscription_id), None)
+            if sub is not None and isinstance(sub.channel, WebhookChannel):
+                try:
                     await self.deliver(sub, job.transition)
-            finally:
-                job.done()
+                except Exception:
+                    # Neither delivered-and-recorded nor dead-lettered: leave the transition
+                    # unacknowledged so a restart re-reads it, and keep serving the queue.
+                    logger.exception("delivery to subscription %s failed", subscription_id)
+                    continue
+            job.done()
 
     async def deliver(self, sub: Subscription, transition: dict[str, Any]) -> str:
         """Deliver one transition to one subscription; return the outcome label."""
@@ -167,8 +174,8 @@ class Notifier:
                 return "delivered"
             if not _retryable(last):
                 break
-            self.outcomes.labels(outcome="retried").inc()
             if attempt < sub.channel.max_attempts:
+                self.outcomes.labels(outcome="retried").inc()
                 await self.sleep(self.policy.delay(attempt, last.retry_after, self.rng))
         await self.dead_letter(
             {
