@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -61,7 +62,14 @@ def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
     asyncio.run(ensure_topics(settings))
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     worker = build_worker(settings)
-    faust.Worker(worker.app, loglevel=settings.log_level.upper(), quiet=True).execute_from_commandline()
+
+    class QuietWorker(faust.Worker):
+        def on_setup_root_logger(self, logger: logging.Logger, level: int) -> None:
+            # Faust's terminal spinner sets the root logger to DEBUG so that it can spin
+            # on every log record; every library then builds debug records it drops.
+            self.spinner = None
+
+    QuietWorker(worker.app, loglevel=settings.log_level.upper(), quiet=True).execute_from_commandline()
     return 0
 
 
@@ -215,6 +223,25 @@ def cmd_unsubscribe(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench(settings: Settings, args: argparse.Namespace) -> int:
+    """Run the benchmark on the configured broker and print the figures."""
+    from tracker.bench.runner import BenchOptions, run_bench
+
+    if settings.uses_local_broker:
+        _local_broker(settings).start(timeout=120)
+    sizes = tuple(int(size) for size in args.memory_sizes.split(",") if size) if args.memory_sizes else ()
+    options = BenchOptions(
+        events=args.events,
+        entities=args.entities,
+        memory_sizes=sizes,
+        quick=args.quick,
+        latency_seconds=args.latency_seconds,
+    )
+    report = run_bench(settings, options, Path(args.json) if args.json else None)
+    print(report.table())
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Build the argument parser with every subcommand."""
     parser = argparse.ArgumentParser(
@@ -267,6 +294,15 @@ def build_parser() -> argparse.ArgumentParser:
     unsubscribe = commands.add_parser("unsubscribe", help="delete an alert subscription")
     unsubscribe.add_argument("id", help="subscription id")
     unsubscribe.set_defaults(run=cmd_unsubscribe)
+
+    bench = commands.add_parser("bench", help="measure ingest, fold, latency, recovery and memory against ceilings")
+    bench.add_argument("--events", type=int, default=200_000, help="synthetic events to generate")
+    bench.add_argument("--entities", type=int, default=10_000, help="distinct entities in the workload")
+    bench.add_argument("--memory-sizes", default="", help="comma-separated N to measure peak RSS at, e.g. 20000,200000")
+    bench.add_argument("--latency-seconds", type=float, default=10.0, help="length of the 1,000 events/s latency run")
+    bench.add_argument("--quick", action="store_true", help="correctness and fold only (the CI smoke test)")
+    bench.add_argument("--json", metavar="PATH", help="also write the figures as JSON")
+    bench.set_defaults(run=cmd_bench)
 
     schema = commands.add_parser("schema", help="write the JSON Schema of each event type")
     schema.add_argument("--out", default="events/schema", help="directory to write into")

@@ -10,6 +10,7 @@ the tables' changelogs and every other record the app sends.
 
 from __future__ import annotations
 
+import functools
 import random
 from collections.abc import Sequence
 
@@ -25,7 +26,12 @@ def partition_for(key: str | bytes, partitions: int) -> int:
         head = raw[1:].partition(b"/")[0]
         if head.isdigit():
             return int(head) % partitions
-    head = raw.partition(b"/")[0]
+    return _hashed(raw.partition(b"/")[0], partitions)
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _hashed(head: bytes, partitions: int) -> int:
+    # murmur2 is pure Python in aiokafka; scrapes and folds ask for the same fold keys again and again.
     return int(murmur2(head) & 0x7FFFFFFF) % partitions
 
 

@@ -39,6 +39,10 @@ RATE = "$__rate_interval"
 ENTITY = 'entity=~"$entity"'
 ENTITY_METRIC = 'entity=~"$entity", metric=~"$metric"'
 WORKERS = 'job=~"$job", instance=~"$instance"'
+# The reject reasons whose records go to the dead-letter topic (tracker/worker/folding.py).
+DEAD_LETTERED = 'reason=~"invalid_json|invalid_event"'
+# "No series" from a counter means nothing happened yet; show that as 0, whatever the labels.
+ZERO = " or on () vector(0)"
 
 _EXPORT_STATES: Json = {
     "mappings": [
@@ -364,15 +368,20 @@ def _rejects() -> Section:
             ),
             _stat(
                 "Rejected since worker start",
-                "By reason, summed over the selected workers (counters restart with a worker).",
-                Query(f"sum by (reason) (tracker_events_rejected_total{{{WORKERS}}})", "{{reason}}"),
+                "By reason, summed over the selected workers (counters restart with a worker); 0 when none.",
+                Query(f"sum by (reason) (tracker_events_rejected_total{{{WORKERS}}}){ZERO}", "{{reason}}"),
             ),
             _stat(
                 "Dead-lettered since worker start",
-                "Records sent to the dead-letter topics: invalid events, notifications out of attempts.",
+                "Records sent to <prefix>market-events-dlq (invalid records) and <prefix>notifications-dlq "
+                "(notifications out of attempts).",
                 Query(
-                    f'sum by (topic) (faust_topic_messages_sent_total{{topic=~".*-dlq", {WORKERS}}})',
-                    "{{topic}}",
+                    f"sum(tracker_events_rejected_total{{{DEAD_LETTERED}, {WORKERS}}}){ZERO}",
+                    "invalid events",
+                ),
+                Query(
+                    f'sum(tracker_notifications_total{{outcome="dead_lettered", {WORKERS}}}){ZERO}',
+                    "notifications",
                 ),
             ),
         ],
@@ -425,13 +434,16 @@ def _notifications() -> Section:
             _stat(
                 "Notification outcomes since worker start",
                 "By outcome, summed over the selected workers.",
-                Query(f"sum by (outcome) (tracker_notifications_total{{{WORKERS}}})", "{{outcome}}"),
+                Query(f"sum by (outcome) (tracker_notifications_total{{{WORKERS}}}){ZERO}", "{{outcome}}"),
                 width=8,
             ),
             _stat(
                 "Alert transitions since worker start",
                 "Transitions the rules published to the alerts topic, by rule and state.",
-                Query(f"sum by (rule, state) (tracker_alert_transitions_total{{{WORKERS}}})", "{{rule}} {{state}}"),
+                Query(
+                    f"sum by (rule, state) (tracker_alert_transitions_total{{{WORKERS}}}){ZERO}",
+                    "{{rule}} {{state}}",
+                ),
                 width=8,
             ),
         ],

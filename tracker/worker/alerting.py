@@ -8,6 +8,7 @@ before the entry is written, so a crash in between re-sends it on replay
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import time
@@ -108,13 +109,15 @@ class Alerting:
             kept: dict[str, Any] = {}
             changes = transitions(before, after)
             fired: dict[str, str] = {}
-            for transition in changes:
-                document = transition_document(transition, provenance, now)
-                fingerprint = transition.alert.fingerprint
-                await self.send(fingerprint.encode(), json.dumps(document).encode())
+            documents = [transition_document(transition, provenance, now) for transition in changes]
+            # Sent together, acknowledged together, before the group entry is written.
+            await asyncio.gather(
+                *(self.send(d["alert"]["fingerprint"].encode(), json.dumps(d).encode()) for d in documents)
+            )
+            for transition, document in zip(changes, documents, strict=True):
                 self.metrics.transitions.labels(rule=transition.alert.rule, state=transition.status).inc()
                 if transition.status == "firing":
-                    fired[fingerprint] = document["idempotency_key"]
+                    fired[transition.alert.fingerprint] = document["idempotency_key"]
             changed = {t.alert.fingerprint for t in changes}
             for fingerprint, alert in after.items():
                 previous = stored["alerts"].get(fingerprint)

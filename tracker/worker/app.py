@@ -19,11 +19,11 @@ from prometheus_client import CollectorRegistry
 from tracker.core.routing import Router
 from tracker.core.rules import RuleSet
 from tracker.core.signals import Signal, derive_signals
-from tracker.kafka.partitioning import partitioner
+from tracker.kafka.partitioning import partition_for, partitioner
 from tracker.kafka.publisher import Publisher
 from tracker.rules_file import build_router, load_rules
 from tracker.settings import Settings
-from tracker.worker.alerting import Alerting
+from tracker.worker.alerting import Alerting, group_key
 from tracker.worker.api import Ingestion
 from tracker.worker.folding import BatchFolder, Incoming
 from tracker.worker.metrics import AlertCollector, PipelineMetrics, SignalCollector, owned_state
@@ -44,16 +44,23 @@ class Worker:
     table: Any
     groups: Any
     registry: CollectorRegistry
-    folded: Callable[[], int]
+    progress: Callable[[], dict[str, int]]
 
     def owned_partitions(self) -> set[int]:
         """Return the events-topic partitions this worker actively owns now."""
         actives = self.app.assignor.assigned_actives()
         return {tp.partition for tp in actives if tp.topic == self.settings.events_topic}
 
-    def signals(self) -> list[Signal]:
-        """Derive the signals of the keys this worker owns."""
-        state = owned_state(self.table, self.owned_partitions(), self.settings.partitions)
+    def signals(self, entity: str | None = None) -> list[Signal]:
+        """Derive the signals of the keys this worker owns (only ``entity``'s fold group if given)."""
+        if entity is None:
+            state = owned_state(self.table, self.owned_partitions(), self.settings.partitions)
+            return derive_signals(self.router, state)
+        fold_key = self.router.fold_key(entity)
+        if partition_for(fold_key, self.settings.partitions) not in self.owned_partitions():
+            return []
+        group = self.groups.get(group_key(fold_key)) or {"series": []}
+        state = {key: self.table[key] for key in group["series"] if self.table.get(key) is not None}
         return derive_signals(self.router, state)
 
     def alerts(self) -> list[dict[str, Any]]:
@@ -129,7 +136,7 @@ def build_worker(settings: Settings) -> Worker:
     )
     registry = CollectorRegistry()
     metrics = PipelineMetrics.create(registry)
-    worker = Worker(app, settings, router, rules, table, groups, registry, folded=lambda: 0)
+    worker = Worker(app, settings, router, rules, table, groups, registry, progress=dict)
     registry.register(SignalCollector(router, worker.signals))
     registry.register(AlertCollector(worker.alerts))
     setup_prometheus_sensors(app, pattern="/metrics", registry=registry, name_prefix="faust")
@@ -160,7 +167,7 @@ def build_worker(settings: Settings) -> Worker:
         metrics,
         alerting,
     )
-    worker.folded = lambda: folder.folded
+    worker.progress = lambda: {"folded": folder.folded, "records": folder.records}
 
     @app.on_partitions_assigned.connect  # type: ignore[arg-type]
     async def _forget_locations(sender: Any, assigned: Any, **kwargs: Any) -> None:
@@ -191,7 +198,7 @@ def build_worker(settings: Settings) -> Worker:
     app.agent(alerts_topic, name="notify")(notify)
 
     async def remind() -> None:
-        if notifications.ready.is_set():
+        if notifications.ready.is_set() and notifications.wants_reminders():
             notifications.remind(worker.alerts(), time.time())
 
     app.timer(1.0, name="remind")(remind)

@@ -135,6 +135,8 @@ class BatchFolder:
         self.alerting = alerting
         self.clock = clock
         self.folded = 0
+        self.records = 0
+        self._applied = 0
         self._touched: dict[str, list[Provenance]] = {}
         self.locator = Locator(table, partitions)
 
@@ -142,6 +144,7 @@ class BatchFolder:
         """Fold one batch; every changed table key is written exactly once."""
         batches: dict[int, FoldBatch] = {}
         self._touched = {}
+        self._applied = 0
         for record in records:
             batch = batches.get(record.partition)
             if batch is None:
@@ -164,6 +167,10 @@ class BatchFolder:
                     self.locator.add(event_id, key)
         if self.alerting is not None and self._touched:
             await self.alerting.update(self._touched, new_keys)
+        # Counted once the batch is in the tables, so a reader who sees the count sees the state.
+        self.records += len(records)
+        self.metrics.batch_size.observe(len(records))
+        self.folded += self._applied
         now = self.clock()
         for record in records:
             if record.timestamp is not None:
@@ -191,7 +198,7 @@ class BatchFolder:
                 self.metrics.rerouted.inc()
                 return
         outcome = batch.apply(event, event_id)
-        self.folded += 1
+        self._applied += 1
         provenance = Provenance(event_id, record.topic, record.partition, record.offset)
         for key in batch.touched:
             if not key.startswith("#"):

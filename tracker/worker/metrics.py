@@ -35,6 +35,7 @@ class PipelineMetrics:
     latency: Histogram
     transitions: Counter
     notifications: Counter
+    batch_size: Histogram
 
     @classmethod
     def create(cls, registry: CollectorRegistry) -> PipelineMetrics:
@@ -63,6 +64,12 @@ class PipelineMetrics:
                 "tracker_alert_transitions",
                 "Alert transitions published, by rule and state (firing, resolved).",
                 ["rule", "state"],
+                registry=registry,
+            ),
+            batch_size=Histogram(
+                "tracker_fold_batch_records",
+                "Records per fold batch (one table write per changed key per batch).",
+                buckets=(1, 10, 50, 100, 250, 500, 1000, 2000, 5000, 10000),
                 registry=registry,
             ),
             notifications=Counter(

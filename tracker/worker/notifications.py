@@ -91,6 +91,10 @@ class Notifications:
         """Delete a subscription (a tombstone on the compacted topic)."""
         await self.registry.put(subscription_id, None)
 
+    def wants_reminders(self) -> bool:
+        """Return whether any webhook subscription asks for reminders."""
+        return any(sub.repeat_interval > 0 for sub in self.subscriptions())
+
     def remind(self, entries: list[dict[str, Any]], now: float) -> int:
         """Queue the reminders now due for firing alerts (``repeat_interval``); return how many."""
         queued = 0

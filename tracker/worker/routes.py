@@ -56,7 +56,7 @@ def install_routes(app: faust.App, worker: Worker, ingestion: Ingestion, notific
                     signal.name == value if key == "name" else labels.get(key) == value for key, value in wanted.items()
                 )
 
-            return self.json(signals_document(worker.signals(), match))
+            return self.json(signals_document(worker.signals(wanted.get("entity")), match))
 
     @app.page("/v1/alerts")
     class Alerts(View):
@@ -151,7 +151,7 @@ def install_routes(app: faust.App, worker: Worker, ingestion: Ingestion, notific
                 {
                     "status": "ok",
                     "partitions": sorted(worker.owned_partitions()),
-                    "folded": worker.folded(),
+                    **worker.progress(),
                     "notifications_ready": notifications.ready.is_set(),
                 }
             )

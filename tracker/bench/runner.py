@@ -1,0 +1,352 @@
+"""``tracker bench``: measure ingest, fold, latency, recovery and memory against the ceilings.
+
+Every figure comes from one run on one machine, next to the ceilings measured
+on the same topic in the same run. The fold's answer is checked against the
+pure fold of the generated events first; a wrong answer gets no throughput.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from aiokafka import AIOKafkaProducer
+
+from tracker.bench.ceilings import read_topic
+from tracker.bench.workload import Workload, generate
+from tracker.core.decode import decode_event
+from tracker.core.events import UsageReported
+from tracker.core.fold import Projection
+from tracker.core.signals import derive_signals
+from tracker.demo import http_json, wait_until
+from tracker.errors import EventValidationError, TrackerError
+from tracker.kafka.publisher import Publisher
+from tracker.kafka.topics import ensure_topics
+from tracker.rules_file import build_router
+from tracker.settings import Settings
+
+__all__ = ["BenchOptions", "run_bench"]
+
+
+@dataclass(frozen=True)
+class BenchOptions:
+    """What to run: sizes, and which stages."""
+
+    events: int = 200_000
+    entities: int = 10_000
+    memory_sizes: tuple[int, ...] = ()
+    latency_seconds: float = 10.0
+    latency_rate: float = 1000.0
+    quick: bool = False
+    seed: int = 1
+
+
+@dataclass
+class Worker:
+    """A worker process started by the benchmark."""
+
+    settings: Settings
+    process: subprocess.Popen[bytes]
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.settings.http_port}"
+
+    def peak_rss_mb(self) -> float:
+        """Return the process's peak resident set (VmHWM) in MB."""
+        for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+        return math.nan
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait()
+
+
+def _start_worker(settings: Settings, log: Path) -> Worker:
+    env = {key: value for key, value in os.environ.items() if not key.startswith("TRACKER_")}
+    env.update(settings.as_env())
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "tracker", "worker"],
+        env=env,
+        stdout=log.open("ab"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    return Worker(settings, process)
+
+
+def _progress(worker: Worker) -> dict[str, Any]:
+    if worker.process.poll() is not None:
+        raise TrackerError(f"the worker exited with {worker.process.returncode}")
+    return dict(http_json(f"{worker.url}/healthz", timeout=30))
+
+
+@dataclass
+class Report:
+    """Figures of one run, printed as a table and written as JSON."""
+
+    machine: dict[str, Any] = field(default_factory=dict)
+    figures: dict[str, Any] = field(default_factory=dict)
+
+    def table(self) -> str:
+        """Return the figures as an aligned text table."""
+        width = max(len(name) for name in self.figures)
+        return "\n".join(f"{name:<{width}}  {_show(value)}" for name, value in self.figures.items())
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:,.1f}" if abs(value) >= 10 else f"{value:.3f}"
+    return str(value)
+
+
+async def _publish(settings: Settings, workload: Workload) -> tuple[float, int]:
+    """Publish every record as a user would: validated events through the publisher, raw junk raw."""
+    router = build_router(settings)
+    events = []
+    junk = []
+    for raw in workload.records:
+        try:
+            events.append(decode_event(raw))
+        except EventValidationError:
+            junk.append(raw)
+    started = time.perf_counter()
+    async with Publisher(settings, router) as publisher:
+        for start in range(0, len(events), 10_000):
+            failures = [r for r in await publisher.publish(events[start : start + 10_000]) if isinstance(r, Exception)]
+            if failures:
+                raise TrackerError(f"publish failed: {failures[0]}")
+    elapsed = time.perf_counter() - started
+    producer = AIOKafkaProducer(bootstrap_servers=settings.bootstrap, acks="all")
+    await producer.start()
+    try:
+        for raw in junk:
+            await producer.send(settings.events_topic, raw, key=b"junk")
+        await producer.flush()
+    finally:
+        await producer.stop()
+    return elapsed, len(events)
+
+
+def _expected_signals(settings: Settings, workload: Workload) -> list[tuple[str, tuple[tuple[str, str], ...], float]]:
+    router = build_router(settings)
+    projection = Projection(router)
+    for raw in workload.records:
+        with contextlib.suppress(EventValidationError):
+            projection.apply(decode_event(raw))
+    return sorted((s.name, s.labels, s.value) for s in derive_signals(router, projection.state))
+
+
+def _same_signals(expected: list[Any], actual: list[dict[str, Any]]) -> str | None:
+    got = sorted((s["name"], tuple(s["labels"].items()), s["value"]) for s in actual)
+    got = [(name, tuple(sorted(labels)), value) for name, labels, value in got]
+    want = [(name, tuple(sorted(labels)), value) for name, labels, value in expected]
+    if len(got) != len(want):
+        got_keys = {(name, labels) for name, labels, _ in got}
+        want_keys = {(name, labels) for name, labels, _ in want}
+        missing = sorted(want_keys - got_keys)[:3]
+        extra = sorted(got_keys - want_keys)[:3]
+        return f"{len(got)} signals from the worker, {len(want)} from the pure fold; missing {missing}, extra {extra}"
+    for (gn, gl, gv), (wn, wl, wv) in zip(sorted(got), sorted(want), strict=True):
+        if gn != wn or gl != wl or not math.isclose(gv, wv, rel_tol=1e-9, abs_tol=1e-12):
+            return f"first difference: worker {gn}{dict(gl)}={gv}, pure fold {wn}{dict(wl)}={wv}"
+    return None
+
+
+def _fold(settings: Settings, total: int, log: Path) -> tuple[Worker, float, int]:
+    """Start a worker on a filled topic; return it, its fold rate (records/s) and records seen."""
+    worker = _start_worker(settings, log)
+    wait_until("the worker to start", lambda: _progress(worker)["partitions"], timeout=120, interval=0.05)
+    first = wait_until("the first fold", lambda: _progress(worker)["records"] or None, timeout=120, interval=0.01)
+    started = time.perf_counter()
+    wait_until("the fold to catch up", lambda: _progress(worker)["records"] >= total, timeout=3600, interval=0.05)
+    elapsed = time.perf_counter() - started
+    return worker, (total - first) / elapsed, total
+
+
+def _http_ingest(worker: Worker, workload: Workload) -> float:
+    valid = [raw for raw in workload.records[:20_000] if raw.startswith(b"{")]
+    started = time.perf_counter()
+    sent = 0
+    for start in range(0, len(valid), 1000):
+        body = b"\n".join(valid[start : start + 1000])
+        request = urllib.request.Request(f"{worker.url}/v1/events", data=body, method="POST")
+        with urllib.request.urlopen(request, timeout=60) as response:
+            response.read()
+        sent += len(valid[start : start + 1000])
+    return sent / (time.perf_counter() - started)
+
+
+async def _latency(settings: Settings, worker: Worker, seconds: float, rate: float) -> list[float]:
+    """Publish at ``rate`` events/s; every 20th is a probe whose visibility in /v1/signals is timed."""
+    router = build_router(settings)
+    latencies: list[float] = []
+    loop = asyncio.get_running_loop()
+
+    def visible(entity: str) -> bool:
+        url = f"{worker.url}/v1/signals?name=market_usage&entity={entity}"
+        return bool(http_json(url)["signals"])
+
+    async def probe(entity: str, sent_at: float) -> None:
+        while time.perf_counter() - sent_at < 30:
+            if await loop.run_in_executor(None, visible, entity):
+                latencies.append(time.perf_counter() - sent_at)
+                return
+            await asyncio.sleep(0.002)
+
+    def usage(entity: str, index: int) -> UsageReported:
+        return UsageReported.model_validate(
+            {
+                "type": "usage.reported",
+                "id": f"lat-{entity}-{index}",
+                "entity": entity,
+                "metric": "mau",
+                "value": {"value": float(index), "unit": "users"},
+                "occurred_on": "2025-06",
+                "source": {"name": "bench"},
+            }
+        )
+
+    probes = []
+    load: list[asyncio.Future[Any]] = []
+    async with Publisher(settings, router) as publisher:
+        started = time.perf_counter()
+        for index in range(int(seconds * rate)):
+            due = started + index / rate
+            await asyncio.sleep(max(0.0, due - time.perf_counter()))
+            if index % 20 == 0:
+                entity = f"probe-{index:07d}"
+                sent_at = time.perf_counter()
+                await publisher.publish([usage(entity, index)])
+                probes.append(asyncio.create_task(probe(entity, sent_at)))
+            else:
+                load.append(asyncio.ensure_future(publisher.publish([usage(f"load-{index % 500:03d}", index)])))
+        await asyncio.gather(*probes, *load)
+    return latencies
+
+
+def _percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else math.nan
+
+
+def _machine() -> dict[str, Any]:
+    cpus = os.cpu_count()
+    memory = Path("/proc/meminfo").read_text().splitlines()[0].split()[1]
+    model = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        "unknown",
+    )
+    return {
+        "cpus": cpus,
+        "cpu": model,
+        "memory_gb": round(int(memory) / 1024 / 1024, 1),
+        "python": sys.version.split()[0],
+    }
+
+
+def run_bench(base: Settings, options: BenchOptions, out: Path | None) -> Report:
+    """Run the benchmark and return its report; raise TrackerError on a wrong answer."""
+    report = Report(machine=_machine())
+    tag = f"bench-{int(time.time())}"
+    workdir = base.data_dir / tag
+    workdir.mkdir(parents=True, exist_ok=True)
+    settings = base.model_copy(
+        update={"topic_prefix": f"{base.topic_prefix}{tag}-", "app_id": f"{tag}-fold", "data_dir": workdir / "fold"}
+    )
+    figures = report.figures
+    workload = generate(options.events, options.entities, options.seed)
+    figures["events generated"] = len(workload.records)
+    figures["duplicates / retractions / invalid"] = (
+        f"{workload.duplicates} / {workload.retractions} / {workload.invalid}"
+    )
+    asyncio.run(ensure_topics(settings))
+
+    seconds, published = asyncio.run(_publish(settings, workload))
+    figures["ingest: tracker publish (events/s)"] = published / seconds
+    total = published - workload.retractions + workload.retractions * settings.partitions + workload.invalid
+
+    transport = asyncio.run(read_topic(settings.bootstrap, settings.events_topic, settings.partitions, decode=False))
+    decode = asyncio.run(read_topic(settings.bootstrap, settings.events_topic, settings.partitions, decode=True))
+    figures["ceiling: transport (records/s)"] = transport.rate
+    figures["ceiling: decode (records/s)"] = decode.rate
+
+    worker, fold_rate, _ = _fold(settings, total, workdir / "fold.log")
+    try:
+        mismatch = _same_signals(
+            _expected_signals(settings, workload), http_json(f"{worker.url}/v1/signals", 120)["signals"]
+        )
+        if mismatch:
+            raise TrackerError(f"the fold disagrees with the pure fold, no throughput reported: {mismatch}")
+        figures["correctness: signals equal the pure fold"] = True
+        figures["fold: one worker from offset 0 (records/s)"] = fold_rate
+        figures["fold / decode ceiling"] = fold_rate / decode.rate
+        figures["fold / transport ceiling"] = fold_rate / transport.rate
+        figures["worker peak RSS after fold (MB)"] = worker.peak_rss_mb()
+        if not options.quick:
+            figures["ingest: HTTP NDJSON x1000 (events/s)"] = _http_ingest(worker, workload)
+            latencies = asyncio.run(_latency(settings, worker, options.latency_seconds, options.latency_rate))
+            figures[f"latency p50 at {options.latency_rate:.0f}/s (ms)"] = _percentile(latencies, 0.5) * 1000
+            figures[f"latency p99 at {options.latency_rate:.0f}/s (ms)"] = _percentile(latencies, 0.99) * 1000
+            figures["latency probes"] = len(latencies)
+    finally:
+        worker.stop()
+
+    if not options.quick:
+        restarted = settings.model_copy(update={"data_dir": workdir / "recovery"})
+        started = time.perf_counter()
+        worker = _start_worker(restarted, workdir / "recovery.log")
+        try:
+            wait_until("recovery", lambda: len(_progress(worker)["partitions"]) == settings.partitions, 600, 0.05)
+            figures["recovery: tables rebuilt from changelogs (s)"] = time.perf_counter() - started
+        finally:
+            worker.stop()
+
+    for size in options.memory_sizes:
+        figures[f"memory: peak RSS at N={size:,} (MB)"] = _memory_at(base, size, options, workdir)
+    if out is not None:
+        out.write_text(json.dumps({"machine": report.machine, "figures": figures}, indent=2) + "\n")
+    return report
+
+
+def _memory_at(base: Settings, size: int, options: BenchOptions, workdir: Path) -> float:
+    tag = f"mem{size}"
+    settings = base.model_copy(
+        update={
+            "topic_prefix": f"{base.topic_prefix}{workdir.name}-{tag}-",
+            "app_id": f"{workdir.name}-{tag}",
+            "data_dir": workdir / tag,
+        }
+    )
+    workload = generate(size, options.entities, options.seed)
+    asyncio.run(ensure_topics(settings))
+    published = asyncio.run(_publish(settings, workload))[1]
+    total = published - workload.retractions + workload.retractions * settings.partitions + workload.invalid
+    worker, _, _ = _fold(settings, total, workdir / f"{tag}.log")
+    try:
+        return worker.peak_rss_mb()
+    finally:
+        worker.stop()
