@@ -41,7 +41,7 @@ ENTITY_METRIC = 'entity=~"$entity", metric=~"$metric"'
 WORKERS = 'job=~"$job", instance=~"$instance"'
 # The reject reasons whose records go to the dead-letter topic (tracker/worker/folding.py).
 DEAD_LETTERED = 'reason=~"invalid_json|invalid_event"'
-# "No series" from a counter means nothing happened yet; show that as 0, whatever the labels.
+# A counter with no series yet has counted nothing: show 0 (on () drops the 0 once any series exists).
 ZERO = " or on () vector(0)"
 
 _EXPORT_STATES: Json = {
@@ -170,6 +170,7 @@ def _peers() -> Section:
                     f"max by (entity, peer, metric) (market_peer_ratio{{{ENTITY_METRIC}}})",
                     "{{entity}} / {{peer}} {{metric}}",
                 ),
+                width=8,
             ),
             _timeseries(
                 "Share of the pair",
@@ -179,6 +180,18 @@ def _peers() -> Section:
                     "{{entity}} of {{entity}}+{{peer}} {{metric}}",
                 ),
                 unit="percentunit",
+                width=8,
+            ),
+            _timeseries(
+                "Share of the tracked total",
+                "Recording rule entity_metric:market_usage_share:ratio: the entity's latest figure over the sum "
+                "of every tracked entity's, per usage metric.",
+                Query(
+                    f"max by (entity, metric) (entity_metric:market_usage_share:ratio{{{ENTITY_METRIC}}})",
+                    "{{entity}} {{metric}}",
+                ),
+                unit="percentunit",
+                width=8,
             ),
         ],
     )
@@ -305,6 +318,8 @@ def market_signals() -> Json:
         ],
         [_investment(), _usage(), _peers(), _chips(), _export_rules(), _alerts()],
         links=[_link("Tracker health", f"/d/{TRACKER_HEALTH_UID}")],
+        # Facts arrive a few a month: a month of history shows a change, six hours a flat line.
+        time_from="now-30d",
     )
 
 
@@ -329,7 +344,7 @@ def _workers() -> Section:
                 Query(
                     f"sum by (topic) (rate(faust_messages_received_per_topic_total{{{WORKERS}}}[{RATE}]))", "{{topic}}"
                 ),
-                unit="reqps",
+                unit="ops",
             ),
         ],
     )
@@ -343,14 +358,14 @@ def _ingest() -> Section:
                 "Events folded per second, by type",
                 "Events applied to the fold on their home partition.",
                 Query(f"sum by (type) (rate(tracker_events_total{{{WORKERS}}}[{RATE}]))", "{{type}}"),
-                unit="reqps",
+                unit="ops",
             ),
             _timeseries(
                 "Duplicates and re-routes per second",
                 "Duplicates are no-ops (an id already folded); re-routes are records sent on to their home partition.",
                 Query(f"sum(rate(tracker_events_duplicate_total{{{WORKERS}}}[{RATE}]))", "duplicates"),
                 Query(f"sum(rate(tracker_events_rerouted_total{{{WORKERS}}}[{RATE}]))", "re-routed"),
-                unit="reqps",
+                unit="ops",
             ),
         ],
     )
@@ -364,7 +379,7 @@ def _rejects() -> Section:
                 "Rejected records per second, by reason",
                 "invalid_json and invalid_event go to the dead-letter topic; id_conflict is a reused id.",
                 Query(f"sum by (reason) (rate(tracker_events_rejected_total{{{WORKERS}}}[{RATE}]))", "{{reason}}"),
-                unit="reqps",
+                unit="ops",
             ),
             _stat(
                 "Rejected since worker start",
@@ -428,7 +443,7 @@ def _notifications() -> Section:
                 "Notification outcomes per second",
                 "Webhook deliveries: delivered, retried, dead_lettered, duplicate_skipped.",
                 Query(f"sum by (outcome) (rate(tracker_notifications_total{{{WORKERS}}}[{RATE}]))", "{{outcome}}"),
-                unit="reqps",
+                unit="ops",
                 width=8,
             ),
             _stat(

@@ -109,7 +109,7 @@ def query_variable(name: str, label: str, definition: str, description: str) -> 
         "multi": True,
         "name": name,
         "options": [],
-        "query": {"query": definition, "refId": f"{name}-values"},
+        "query": definition,
         # 2: refresh the values whenever the time range changes.
         "refresh": 2,
         "regex": "",
@@ -139,6 +139,7 @@ def dashboard(
     variables: Sequence[Json],
     sections: Sequence[Section],
     links: Sequence[Json] = (),
+    time_from: str = "now-6h",
 ) -> Json:
     """Return a dashboard: sections become rows, panels get ids and grid positions."""
     panels: list[Json] = []
@@ -176,7 +177,7 @@ def dashboard(
         "schemaVersion": SCHEMA_VERSION,
         "tags": ["ai-infra-tracker"],
         "templating": {"list": list(variables)},
-        "time": {"from": "now-6h", "to": "now"},
+        "time": {"from": time_from, "to": "now"},
         "timepicker": {},
         "timezone": "utc",
         "title": title,

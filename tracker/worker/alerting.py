@@ -1,9 +1,9 @@
 """Re-evaluate alert rules for the fold groups a batch touched, and publish the transitions.
 
-Each group keeps one ``groups`` table entry: the keys of its series and its
-last evaluation. A transition is sent to the alerts topic (and acknowledged)
-before the entry is written, so a crash in between re-sends it on replay
-(same idempotency key) and never loses it.
+A group with alerts keeps one ``groups`` table entry: its last evaluation.
+A transition is sent to the alerts topic (and acknowledged) before the entry
+is written, so a crash in between re-sends it on replay (same idempotency
+key) and never loses it.
 """
 
 from __future__ import annotations
@@ -80,6 +80,7 @@ class Alerting:
         router: Router,
         series: Mapping[str, SeriesValue],
         groups: MutableMapping[str, Any],
+        members: Callable[[str], set[str]],
         send: Send,
         metrics: PipelineMetrics,
         clock: Callable[[], float] = time.time,
@@ -88,46 +89,63 @@ class Alerting:
         self.router = router
         self.series = series
         self.groups = groups
+        self.members = members
         self.send = send
         self.metrics = metrics
         self.clock = clock
 
     async def update(self, touched: Mapping[str, list[Provenance]], new_keys: Mapping[str, set[str]]) -> None:
-        """Re-evaluate each touched fold group; ``new_keys`` are series keys the batch wrote."""
+        """Re-evaluate each touched fold group; ``new_keys`` are the series keys the batch wrote."""
+        now = self.clock()
+        documents: list[dict[str, Any]] = []
+        writes: dict[str, dict[str, Any]] = {}
         for fold_key, provenance in touched.items():
             key = group_key(fold_key)
-            stored = self.groups.get(key) or {"series": [], "alerts": {}}
-            series_keys = sorted(set(stored["series"]) | new_keys.get(fold_key, set()))
-            state = {name: self.series[name] for name in series_keys if self.series.get(name) is not None}
-            before = {fingerprint: Alert.from_json(entry["alert"]) for fingerprint, entry in stored["alerts"].items()}
-            # Only the parts of the group this batch wrote are re-evaluated, unless the
-            # rules changed since the stored evaluation.
-            incremental = stored.get("rules_version") == self.rules.version
+            stored = self.groups.get(key)
+            state = {name: self.series[name] for name in self.members(fold_key) if self.series.get(name) is not None}
+            before = {fp: Alert.from_json(entry["alert"]) for fp, entry in (stored or {}).get("alerts", {}).items()}
+            # Only the parts of the group this batch wrote are re-evaluated, unless the rules
+            # changed since the stored evaluation (or nothing was stored: then all of it).
+            incremental = stored is not None and stored.get("rules_version") == self.rules.version
             changed = new_keys.get(fold_key, set()) if incremental else None
             after = evaluate(self.rules, self.router, state, changed, before) if self.rules.rules else {}
-            now = self.clock()
-            kept: dict[str, Any] = {}
             changes = transitions(before, after)
-            fired: dict[str, str] = {}
-            documents = [transition_document(transition, provenance, now) for transition in changes]
-            # Sent together, acknowledged together, before the group entry is written.
-            await asyncio.gather(
-                *(self.send(d["alert"]["fingerprint"].encode(), json.dumps(d).encode()) for d in documents)
-            )
-            for transition, document in zip(changes, documents, strict=True):
-                self.metrics.transitions.labels(rule=transition.alert.rule, state=transition.status).inc()
-                if transition.status == "firing":
-                    fired[transition.alert.fingerprint] = document["idempotency_key"]
-            changed = {t.alert.fingerprint for t in changes}
-            for fingerprint, alert in after.items():
-                previous = stored["alerts"].get(fingerprint)
-                if fingerprint in changed or previous is None:
-                    # fired_at and the firing key let reminders (repeat_interval) name themselves.
-                    entry = {"provenance": [item.to_json() for item in provenance], "fired_at": now}
-                    entry["idempotency_key"] = fired.get(fingerprint)
-                else:
-                    entry = {k: previous.get(k) for k in ("provenance", "fired_at", "idempotency_key")}
-                kept[fingerprint] = {"alert": alert.to_json(), **entry}
-            value = {"series": series_keys, "alerts": kept, "rules_version": self.rules.version}
-            if value != stored:
-                self.groups[key] = value
+            group_documents = [transition_document(transition, provenance, now) for transition in changes]
+            documents.extend(group_documents)
+            value = self._entry(stored, after, group_documents, provenance, now)
+            if value != stored and (stored is not None or value["alerts"]):
+                writes[key] = value
+        # Sent together and acknowledged before any group entry is written: a crash in
+        # between re-sends them on replay (same idempotency keys) instead of losing them.
+        await asyncio.gather(
+            *(self.send(d["alert"]["fingerprint"].encode(), json.dumps(d).encode()) for d in documents)
+        )
+        for document in documents:
+            self.metrics.transitions.labels(rule=document["alert"]["rule"], state=document["status"]).inc()
+        for key, value in writes.items():
+            self.groups[key] = value
+
+    def _entry(
+        self,
+        stored: Mapping[str, Any] | None,
+        after: Mapping[str, Alert],
+        documents: list[dict[str, Any]],
+        provenance: list[Provenance],
+        now: float,
+    ) -> dict[str, Any]:
+        fired = {d["alert"]["fingerprint"]: d["idempotency_key"] for d in documents if d["status"] == "firing"}
+        changed = {d["alert"]["fingerprint"] for d in documents}
+        kept: dict[str, Any] = {}
+        for fingerprint, alert in after.items():
+            previous = (stored or {}).get("alerts", {}).get(fingerprint)
+            if fingerprint in changed or previous is None:
+                # fired_at and the firing key let reminders (repeat_interval) name themselves.
+                entry = {
+                    "provenance": [item.to_json() for item in provenance],
+                    "fired_at": now,
+                    "idempotency_key": fired.get(fingerprint),
+                }
+            else:
+                entry = {name: previous.get(name) for name in ("provenance", "fired_at", "idempotency_key")}
+            kept[fingerprint] = {"alert": alert.to_json(), **entry}
+        return {"alerts": kept, "rules_version": self.rules.version}

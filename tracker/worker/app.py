@@ -23,9 +23,10 @@ from tracker.kafka.partitioning import partition_for, partitioner
 from tracker.kafka.publisher import Publisher
 from tracker.rules_file import build_router, load_rules
 from tracker.settings import Settings
-from tracker.worker.alerting import Alerting, group_key
+from tracker.worker.alerting import Alerting
 from tracker.worker.api import Ingestion
 from tracker.worker.folding import BatchFolder, Incoming
+from tracker.worker.index import TableIndex
 from tracker.worker.metrics import AlertCollector, PipelineMetrics, SignalCollector, owned_state
 from tracker.worker.notifications import Notifications
 from tracker.worker.routes import install_routes
@@ -45,6 +46,7 @@ class Worker:
     groups: Any
     registry: CollectorRegistry
     progress: Callable[[], dict[str, int]]
+    index: TableIndex | None = None
 
     def owned_partitions(self) -> set[int]:
         """Return the events-topic partitions this worker actively owns now."""
@@ -59,8 +61,8 @@ class Worker:
         fold_key = self.router.fold_key(entity)
         if partition_for(fold_key, self.settings.partitions) not in self.owned_partitions():
             return []
-        group = self.groups.get(group_key(fold_key)) or {"series": []}
-        state = {key: self.table[key] for key in group["series"] if self.table.get(key) is not None}
+        assert self.index is not None
+        state = {key: self.table[key] for key in self.index.group(fold_key) if self.table.get(key) is not None}
         return derive_signals(self.router, state)
 
     def alerts(self) -> list[dict[str, Any]]:
@@ -156,7 +158,9 @@ def build_worker(settings: Settings) -> Worker:
         pending = await alerts_topic.send(key=key, value=value)
         await pending
 
-    alerting = Alerting(rules, router, table, groups, send_transition, metrics)
+    index = TableIndex(table, settings.partitions)
+    worker.index = index
+    alerting = Alerting(rules, router, table, groups, index.group, send_transition, metrics)
     folder = BatchFolder(
         router,
         table,
@@ -165,6 +169,7 @@ def build_worker(settings: Settings) -> Worker:
         settings.dead_letter_topic,
         settings.partitions,
         metrics,
+        index,
         alerting,
     )
     worker.progress = lambda: {"folded": folder.folded, "records": folder.records}
@@ -172,7 +177,7 @@ def build_worker(settings: Settings) -> Worker:
     @app.on_partitions_assigned.connect  # type: ignore[arg-type]
     async def _forget_locations(sender: Any, assigned: Any, **kwargs: Any) -> None:
         # Partitions may have moved: the fact-id index is rebuilt lazily per partition.
-        folder.locator.reset()
+        index.reset()
 
     async def fold(stream: Any) -> None:
         async for events in stream.take_events(settings.batch_size, within=settings.batch_within_seconds):

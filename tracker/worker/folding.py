@@ -13,7 +13,7 @@ from __future__ import annotations
 import functools
 import json
 import time
-from collections.abc import Awaitable, Callable, Mapping, MutableMapping, Sequence
+from collections.abc import Awaitable, Callable, MutableMapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -25,6 +25,7 @@ from tracker.errors import EventValidationError, FieldError
 from tracker.kafka.partitioning import broadcast_key, partition_for
 from tracker.kafka.publisher import BROADCAST_HEADER, encode_event, record_key
 from tracker.worker.alerting import Alerting, Provenance
+from tracker.worker.index import TableIndex
 from tracker.worker.metrics import PipelineMetrics
 
 __all__ = ["BatchFolder", "Incoming", "Send"]
@@ -56,60 +57,6 @@ class Send(Protocol):
     ) -> Awaitable[Any]: ...
 
 
-class Locator:
-    """Which series key holds each fact id, for the partitions indexed since the last rebalance.
-
-    A retraction is broadcast to every partition; on most of them its target
-    is absent, and this index says so without scanning the table. A partition
-    is indexed from the table the first time it is asked about (after recovery),
-    and ``reset`` forgets everything when the assignment changes.
-    """
-
-    def __init__(self, table: Mapping[str, SeriesValue], partitions: int) -> None:
-        self.table = table
-        self.partitions = partitions
-        # One key per id; a tuple in the rare case a hand-set id was reused across series.
-        self.ids: dict[str, str | tuple[str, ...]] = {}
-        self.indexed: set[int] = set()
-        self._partition_of: dict[str, int] = {}
-
-    def partition_of(self, key: str) -> int:
-        """Return the partition of a table key (cached per fold key)."""
-        fold_key = key.partition("/")[0]
-        partition = self._partition_of.get(fold_key)
-        if partition is None:
-            partition = self._partition_of[fold_key] = partition_for(fold_key, self.partitions)
-        return partition
-
-    def locate(self, partition: int, event_id: str) -> list[str]:
-        """Return the key holding ``event_id`` on ``partition``, if any."""
-        if partition not in self.indexed:
-            for key, value in list(self.table.items()):
-                if not key.startswith("#") and self.partition_of(key) == partition:
-                    for event_id in value["facts"]:
-                        self.add(event_id, key)
-            self.indexed.add(partition)
-        found = self.ids.get(event_id)
-        if found is None:
-            return []
-        return [found] if isinstance(found, str) else list(found)
-
-    def add(self, event_id: str, key: str) -> None:
-        """Record where a newly folded fact lives."""
-        known = self.ids.get(event_id)
-        if known is None or known == key:
-            self.ids[event_id] = key
-        elif isinstance(known, str):
-            self.ids[event_id] = (known, key)
-        elif key not in known:
-            self.ids[event_id] = (*known, key)
-
-    def reset(self) -> None:
-        """Forget the index (partitions were assigned or revoked)."""
-        self.ids.clear()
-        self.indexed.clear()
-
-
 class BatchFolder:
     """Apply batches of records to a table through the pure fold."""
 
@@ -122,6 +69,7 @@ class BatchFolder:
         dead_letter_topic: str,
         partitions: int,
         metrics: PipelineMetrics,
+        index: TableIndex,
         alerting: Alerting | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
@@ -138,7 +86,7 @@ class BatchFolder:
         self.records = 0
         self._applied = 0
         self._touched: dict[str, list[Provenance]] = {}
-        self.locator = Locator(table, partitions)
+        self.index = index
 
     async def fold(self, records: Sequence[Incoming]) -> None:
         """Fold one batch; every changed table key is written exactly once."""
@@ -151,7 +99,7 @@ class BatchFolder:
                 batch = FoldBatch(
                     self.router,
                     self.table.get,
-                    functools.partial(self.locator.locate, record.partition),
+                    functools.partial(self.index.locate, record.partition),
                     functools.partial(tombstones_key, record.partition),
                 )
                 batches[record.partition] = batch
@@ -161,10 +109,11 @@ class BatchFolder:
             for key, value in batch.changed.items():
                 if not key.startswith("#"):
                     new_keys.setdefault(key.partition("/")[0], set()).add(key)
+                    self.index.add_series(key, ())
                 self.table[key] = value
             for event_id, keys in batch.applied.items():
                 for key in keys:
-                    self.locator.add(event_id, key)
+                    self.index.add_series(key, (event_id,))
         if self.alerting is not None and self._touched:
             await self.alerting.update(self._touched, new_keys)
         # Counted once the batch is in the tables, so a reader who sees the count sees the state.

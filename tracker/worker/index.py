@@ -1,0 +1,72 @@
+"""An in-memory index of the series table: which key holds each fact, which keys each fold group has.
+
+The table is the state; this index only saves scanning it. A partition is
+indexed from the table the first time it is needed (after recovery, so the
+table holds it whole), kept current as batches are written, and forgotten
+when partitions move (``reset``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from tracker.core.fold import SeriesValue
+from tracker.kafka.partitioning import partition_for
+
+__all__ = ["TableIndex"]
+
+
+class TableIndex:
+    """Fact ids and group members of the series table, per indexed partition."""
+
+    def __init__(self, table: Mapping[str, SeriesValue], partitions: int) -> None:
+        self.table = table
+        self.partitions = partitions
+        # One key per id; a tuple in the rare case a hand-set id was reused across series.
+        self._ids: dict[str, str | tuple[str, ...]] = {}
+        self._groups: dict[str, set[str]] = {}
+        self._indexed: set[int] = set()
+
+    def partition_of(self, key: str) -> int:
+        """Return the partition of a table key."""
+        return partition_for(key, self.partitions)
+
+    def ensure(self, partition: int) -> None:
+        """Index one partition from the table unless it is indexed already."""
+        if partition in self._indexed:
+            return
+        for key, value in list(self.table.items()):
+            if not key.startswith("#") and self.partition_of(key) == partition:
+                self.add_series(key, value["facts"])
+        self._indexed.add(partition)
+
+    def locate(self, partition: int, event_id: str) -> list[str]:
+        """Return the keys on ``partition`` holding ``event_id``."""
+        self.ensure(partition)
+        found = self._ids.get(event_id)
+        if found is None:
+            return []
+        return [found] if isinstance(found, str) else list(found)
+
+    def group(self, fold_key: str) -> set[str]:
+        """Return the series keys of a fold group."""
+        self.ensure(self.partition_of(fold_key))
+        return set(self._groups.get(fold_key, ()))
+
+    def add_series(self, key: str, event_ids: object) -> None:
+        """Record a series key and the fact ids it holds."""
+        self._groups.setdefault(key.partition("/")[0], set()).add(key)
+        for event_id in event_ids:  # type: ignore[attr-defined]
+            known = self._ids.get(event_id)
+            if known is None or known == key:
+                self._ids[event_id] = key
+            elif isinstance(known, str):
+                self._ids[event_id] = (known, key)
+            elif key not in known:
+                self._ids[event_id] = (*known, key)
+
+    def reset(self) -> None:
+        """Forget everything (partitions were assigned or revoked)."""
+        self._ids.clear()
+        self._groups.clear()
+        self._indexed.clear()
