@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: venv demo test test-unit check stop kafka-start kafka-stop schema clean
+.PHONY: venv demo test test-unit check stop kafka-start kafka-stop schema dashboards clean
 
 venv: $(VENV)/.installed
 
@@ -30,8 +30,13 @@ kafka-stop: venv
 schema: venv
 	$(BIN)/tracker schema
 
-# The suite starts its own Kafka broker (and Prometheus where needed) on test ports.
+dashboards: venv
+	$(BIN)/python -m tracker.monitoring
+
+# The suite starts its own Kafka broker and Prometheus on free loopback ports;
+# install.sh adds Debian's prometheus (and promtool, amtool) when missing.
 test: venv
+	bash deploy/prometheus/install.sh
 	$(BIN)/python -m pytest -q
 
 test-unit: venv

@@ -100,6 +100,13 @@ def _table(
     )
 
 
+def _quantile(q: float, buckets: str) -> Query:
+    return Query(
+        f"histogram_quantile({q}, sum by (le) (rate({buckets}{{{WORKERS}}}[{RATE}])))",
+        f"p{round(q * 100)}",
+    )
+
+
 def _investment() -> Section:
     return Section(
         "Investment",
@@ -359,6 +366,7 @@ def _ingest() -> Section:
                 "Events applied to the fold on their home partition.",
                 Query(f"sum by (type) (rate(tracker_events_total{{{WORKERS}}}[{RATE}]))", "{{type}}"),
                 unit="ops",
+                width=8,
             ),
             _timeseries(
                 "Duplicates and re-routes per second",
@@ -366,6 +374,18 @@ def _ingest() -> Section:
                 Query(f"sum(rate(tracker_events_duplicate_total{{{WORKERS}}}[{RATE}]))", "duplicates"),
                 Query(f"sum(rate(tracker_events_rerouted_total{{{WORKERS}}}[{RATE}]))", "re-routed"),
                 unit="ops",
+                width=8,
+            ),
+            _timeseries(
+                "Records per fold batch",
+                "Mean and 99th percentile of the batch size; the fold writes each changed table key once per batch.",
+                Query(
+                    f"sum(rate(tracker_fold_batch_records_sum{{{WORKERS}}}[{RATE}])) "
+                    f"/ sum(rate(tracker_fold_batch_records_count{{{WORKERS}}}[{RATE}]))",
+                    "mean",
+                ),
+                _quantile(0.99, "tracker_fold_batch_records_bucket"),
+                width=8,
             ),
         ],
     )
@@ -404,22 +424,16 @@ def _rejects() -> Section:
 
 
 def _latency() -> Section:
-    def quantile(q: float) -> Query:
-        return Query(
-            f"histogram_quantile({q}, sum by (le) "
-            f"(rate(tracker_processing_latency_seconds_bucket{{{WORKERS}}}[{RATE}])))",
-            f"p{round(q * 100)}",
-        )
-
+    latency = "tracker_processing_latency_seconds_bucket"
     return Section(
         "Latency and lag",
         [
             _timeseries(
                 "Processing latency",
                 "From a record's broker timestamp to its fold: median, 90th and 99th percentiles.",
-                quantile(0.5),
-                quantile(0.9),
-                quantile(0.99),
+                _quantile(0.5, latency),
+                _quantile(0.9, latency),
+                _quantile(0.99, latency),
                 unit="s",
             ),
             _timeseries(
