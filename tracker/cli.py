@@ -139,6 +139,13 @@ def cmd_schema(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_dashboards(settings: Settings, args: argparse.Namespace) -> int:
+    """Write (or check) the Grafana dashboards generated from code."""
+    from tracker.monitoring.__main__ import main as dashboards_main
+
+    return dashboards_main(["--out", args.out, *(["--check"] if args.check else [])])
+
+
 def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
     """Start broker and worker, publish the seed events, print the signals."""
     from tracker.demo import run_demo, stop_demo
@@ -294,6 +301,11 @@ def build_parser() -> argparse.ArgumentParser:
     unsubscribe = commands.add_parser("unsubscribe", help="delete an alert subscription")
     unsubscribe.add_argument("id", help="subscription id")
     unsubscribe.set_defaults(run=cmd_unsubscribe)
+
+    dashboards = commands.add_parser("dashboards", help="write the Grafana dashboards generated from code")
+    dashboards.add_argument("--out", default="deploy/grafana/dashboards", help="directory to write into")
+    dashboards.add_argument("--check", action="store_true", help="fail if the files differ from the generator")
+    dashboards.set_defaults(run=cmd_dashboards)
 
     bench = commands.add_parser("bench", help="measure ingest, fold, latency, recovery and memory against ceilings")
     bench.add_argument("--events", type=int, default=200_000, help="synthetic events to generate")

@@ -17,8 +17,9 @@ __all__ = ["RULES_DIR", "known_metrics", "metric_names", "recorded_names"]
 RULES_DIR = Path(__file__).resolve().parents[2] / "deploy" / "prometheus" / "rules"
 SAMPLE_SUFFIXES = ("", "_total", "_bucket", "_sum", "_count")
 KEYWORDS = frozenset({"and", "or", "unless", "offset", "bool"})
-# Collected at scrape time by AlertCollector (tracker/worker/metrics.py); up and ALERTS come from Prometheus.
-OTHER_NAMES = frozenset({"market_alert_firing", "up", "ALERTS"})
+# Collected at scrape time by AlertCollector and LagCollector (tracker/worker/metrics.py);
+# up and ALERTS come from Prometheus.
+OTHER_NAMES = frozenset({"market_alert_firing", "tracker_consumer_lag", "up", "ALERTS"})
 
 
 def _names(registry: CollectorRegistry) -> set[str]:

@@ -438,8 +438,8 @@ def _latency() -> Section:
             ),
             _timeseries(
                 "Consumer lag, by topic and partition",
-                "Recording rule instance_topic_partition:tracker_consumer_lag:records: the partition's end offset "
-                "at the last fetch minus the committed offset. A stalled consumer stops updating the end offset.",
+                "Recording rule instance_topic_partition:tracker_consumer_lag:records: the partition's end offset, "
+                "asked of the broker every few seconds, minus the fold's committed offset.",
                 Query(
                     f"max by (topic, partition) (instance_topic_partition:tracker_consumer_lag:records{{{WORKERS}}})",
                     "{{topic}}/{{partition}}",

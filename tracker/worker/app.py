@@ -19,6 +19,7 @@ from prometheus_client import CollectorRegistry
 from tracker.core.routing import Router
 from tracker.core.rules import RuleSet
 from tracker.core.signals import Signal, derive_signals
+from tracker.kafka.lag import LagProbe
 from tracker.kafka.partitioning import partition_for, partitioner
 from tracker.kafka.publisher import Publisher
 from tracker.rules_file import build_router, load_rules
@@ -27,7 +28,7 @@ from tracker.worker.alerting import Alerting
 from tracker.worker.api import Ingestion
 from tracker.worker.folding import BatchFolder, Incoming
 from tracker.worker.index import TableIndex
-from tracker.worker.metrics import AlertCollector, PipelineMetrics, SignalCollector, owned_state
+from tracker.worker.metrics import AlertCollector, LagCollector, PipelineMetrics, SignalCollector, owned_state
 from tracker.worker.notifications import Notifications
 from tracker.worker.routes import install_routes
 
@@ -137,10 +138,12 @@ def build_worker(settings: Settings) -> Worker:
         partitions=settings.partitions,
     )
     registry = CollectorRegistry()
-    metrics = PipelineMetrics.create(registry)
+    metrics = PipelineMetrics.create(registry, tuple(rule.name for rule in rules.rules))
+    lag = LagProbe(settings, app.conf.id)
     worker = Worker(app, settings, router, rules, table, groups, registry, progress=dict)
     registry.register(SignalCollector(router, worker.signals))
     registry.register(AlertCollector(worker.alerts))
+    registry.register(LagCollector(settings.events_topic, lambda: lag.lag, worker.owned_partitions))
     setup_prometheus_sensors(app, pattern="/metrics", registry=registry, name_prefix="faust")
 
     async def send(
@@ -214,8 +217,10 @@ def build_worker(settings: Settings) -> Worker:
     class WorkerServices(faust.Service):
         async def on_start(self) -> None:
             await notifications.start()
+            await lag.start()
 
         async def on_stop(self) -> None:
+            await lag.stop()
             await notifications.stop()
             await ingestion.close()
 

@@ -21,7 +21,15 @@ from tracker.core.routing import Router
 from tracker.core.signals import SIGNAL_HELP, Signal
 from tracker.kafka.partitioning import partition_for
 
-__all__ = ["AlertCollector", "PipelineMetrics", "SignalCollector", "owned_state"]
+__all__ = ["AlertCollector", "LagCollector", "PipelineMetrics", "SignalCollector", "owned_state"]
+
+EVENT_TYPES = (
+    "investment.announced",
+    "export_rule.changed",
+    "chip_delivery.reported",
+    "usage.reported",
+    "event.retracted",
+)
 
 
 @dataclass(frozen=True)
@@ -38,9 +46,9 @@ class PipelineMetrics:
     batch_size: Histogram
 
     @classmethod
-    def create(cls, registry: CollectorRegistry) -> PipelineMetrics:
-        """Register the pipeline metrics on ``registry``."""
-        return cls(
+    def create(cls, registry: CollectorRegistry, rules: tuple[str, ...] = ()) -> PipelineMetrics:
+        """Register the pipeline metrics on ``registry``, every known label set starting at zero."""
+        metrics = cls(
             events=Counter("tracker_events", "Events folded, by type.", ["type"], registry=registry),
             rejected=Counter(
                 "tracker_events_rejected",
@@ -79,6 +87,17 @@ class PipelineMetrics:
                 registry=registry,
             ),
         )
+        # A counter that appears at its first increment hides that increment from rate().
+        for kind in EVENT_TYPES:
+            metrics.events.labels(type=kind)
+        for reason in ("invalid_json", "invalid_event", "id_conflict"):
+            metrics.rejected.labels(reason=reason)
+        for outcome in ("delivered", "retried", "dead_lettered", "duplicate_skipped"):
+            metrics.notifications.labels(outcome=outcome)
+        for rule in rules:
+            for state in ("firing", "resolved"):
+                metrics.transitions.labels(rule=rule, state=state)
+        return metrics
 
 
 def owned_state(table: Mapping[str, SeriesValue], owned: set[int], partitions: int) -> dict[str, SeriesValue]:
@@ -106,6 +125,28 @@ class SignalCollector(Collector):
             for signal in members:
                 family.add_metric([value for _, value in signal.labels], signal.value)
             yield family
+
+
+class LagCollector(Collector):
+    """Expose ``tracker_consumer_lag{topic,partition}`` for the partitions this worker owns."""
+
+    def __init__(self, topic: str, lag: Callable[[], dict[int, int]], owned: Callable[[], set[int]]) -> None:
+        self.topic = topic
+        self.lag = lag
+        self.owned = owned
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        """Yield the lag of each owned partition, as last measured against the broker."""
+        family = GaugeMetricFamily(
+            "tracker_consumer_lag",
+            "Records in the events topic not yet committed by the fold.",
+            labels=["topic", "partition"],
+        )
+        lag, owned = self.lag(), self.owned()
+        for partition in sorted(owned):
+            if partition in lag:
+                family.add_metric([self.topic, str(partition)], float(lag[partition]))
+        yield family
 
 
 class AlertCollector(Collector):

@@ -1,0 +1,64 @@
+"""Consumer lag of the fold, measured against the broker: end offset minus committed offset.
+
+Faust's own view of the end offset is refreshed only when its consumer
+fetches, so a stuck worker would show a frozen lag; asking the broker every
+few seconds shows a growing one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.errors import KafkaError
+
+from tracker.settings import Settings
+
+__all__ = ["LagProbe"]
+
+logger = logging.getLogger(__name__)
+
+
+class LagProbe:
+    """Poll end and committed offsets of the events topic for the fold's consumer group."""
+
+    def __init__(self, settings: Settings, group_id: str, interval: float = 5.0) -> None:
+        self.settings = settings
+        self.group_id = group_id
+        self.interval = interval
+        self.lag: dict[int, int] = {}
+        self._task: asyncio.Task[None] | None = None
+        self._consumer: AIOKafkaConsumer | None = None
+
+    async def start(self) -> None:
+        """Start polling in the background."""
+        # Never subscribes, so it never joins the group: it only reads the group's commits.
+        self._consumer = AIOKafkaConsumer(
+            bootstrap_servers=self.settings.bootstrap, group_id=self.group_id, enable_auto_commit=False
+        )
+        await self._consumer.start()
+        self._task = asyncio.create_task(self._poll())
+
+    async def _poll(self) -> None:
+        assert self._consumer is not None
+        partitions = [TopicPartition(self.settings.events_topic, p) for p in range(self.settings.partitions)]
+        while True:
+            try:
+                ends = await self._consumer.end_offsets(partitions)
+                for tp in partitions:
+                    committed = await self._consumer.committed(tp) or 0
+                    self.lag[tp.partition] = max(0, ends[tp] - committed)
+            except KafkaError as exc:
+                logger.warning("cannot measure consumer lag: %s", exc)
+            await asyncio.sleep(self.interval)
+
+    async def stop(self) -> None:
+        """Stop polling."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        if self._consumer is not None:
+            await self._consumer.stop()
