@@ -243,7 +243,9 @@ def test_since_start_panels_count_what_happened(stack: Stack, title: str, ref_id
     values = health_values(stack, title, ref_id)
 
     assert values, title
-    assert all(value > 0 for value in values), values
+    # Every label set starts at zero (so rate() sees the first increment); what happened is counted.
+    assert all(value >= 0 for value in values), values
+    assert any(value > 0 for value in values), values
 
 
 @pytest.mark.parametrize("dashboard", sorted(DASHBOARDS))
