@@ -46,7 +46,10 @@ class TableIndex:
         found = self._ids.get(event_id)
         if found is None:
             return []
-        return [found] if isinstance(found, str) else list(found)
+        keys = [found] if isinstance(found, str) else list(found)
+        # Each partition's copy of a retraction marks only the series of its own partition:
+        # a batch of another partition must never write (a stale copy of) this one's keys.
+        return [key for key in keys if self.partition_of(key) == partition]
 
     def group(self, fold_key: str) -> set[str]:
         """Return the series keys of a fold group."""
