@@ -183,6 +183,25 @@ def _fold(settings: Settings, total: int, log: Path) -> tuple[Worker, float, int
     return worker, (total - first) / elapsed, total
 
 
+def _faust_ceiling(settings: Settings, total: int, workdir: Path, flags: list[str]) -> float:
+    out = workdir / f"faust-ceiling{'-'.join(['', *flags])}.json"
+    command = [
+        sys.executable,
+        "-m",
+        "tracker.bench.faust_ceiling",
+        settings.bootstrap,
+        settings.events_topic,
+        str(settings.partitions),
+        str(total),
+        str(out),
+        *flags,
+    ]
+    subprocess.run(command, timeout=3600, check=False, capture_output=True)
+    if not out.exists():
+        raise TrackerError(f"the Faust ceiling run ({' '.join(flags) or 'no work'}) did not finish")
+    return float(json.loads(out.read_text())["rate"])
+
+
 def _http_ingest(worker: Worker, workload: Workload) -> float:
     valid = [raw for raw in workload.records[:20_000] if raw.startswith(b"{")]
     started = time.perf_counter()
@@ -294,6 +313,10 @@ def run_bench(base: Settings, options: BenchOptions, out: Path | None) -> Report
     figures["ceiling: transport (records/s)"] = transport.rate
     figures["ceiling: decode (records/s)"] = decode.rate
 
+    for name, flags in (("take_events, no work", []), ("take_events + one table write per record", ["--table"])):
+        rate = _faust_ceiling(settings, total, workdir, flags)
+        figures[f"ceiling: Faust {name} (records/s)"] = rate
+
     worker, fold_rate, _ = _fold(settings, total, workdir / "fold.log")
     try:
         mismatch = _same_signals(
@@ -305,6 +328,9 @@ def run_bench(base: Settings, options: BenchOptions, out: Path | None) -> Report
         figures["fold: one worker from offset 0 (records/s)"] = fold_rate
         figures["fold / decode ceiling"] = fold_rate / decode.rate
         figures["fold / transport ceiling"] = fold_rate / transport.rate
+        figures["fold / Faust take_events ceiling"] = (
+            fold_rate / figures["ceiling: Faust take_events, no work (records/s)"]
+        )
         figures["worker peak RSS after fold (MB)"] = worker.peak_rss_mb()
         if not options.quick:
             figures["ingest: HTTP NDJSON x1000 (events/s)"] = _http_ingest(worker, workload)
