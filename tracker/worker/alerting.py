@@ -102,7 +102,8 @@ class Alerting:
         for fold_key, provenance in touched.items():
             key = group_key(fold_key)
             stored = self.groups.get(key)
-            state = {name: self.series[name] for name in self.members(fold_key) if self.series.get(name) is not None}
+            found = ((name, self.series.get(name)) for name in self.members(fold_key))
+            state = {name: value for name, value in found if value is not None}
             before = {fp: Alert.from_json(entry["alert"]) for fp, entry in (stored or {}).get("alerts", {}).items()}
             # Only the parts of the group this batch wrote are re-evaluated, unless the rules
             # changed since the stored evaluation (or nothing was stored: then all of it).
