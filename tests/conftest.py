@@ -67,6 +67,7 @@ def settings_factory(kafka_bootstrap: str, tmp_path: Path) -> Callable[..., Sett
             "app_id": f"tracker-{unique}",
             "http_port": free_port(),
             "data_dir": tmp_path / unique,
+            "webhook_allow": "127.0.0.1",  # the tests' webhook receivers listen on loopback
         }
         values.update(overrides)
         return Settings(**values)  # type: ignore[arg-type]

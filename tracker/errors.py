@@ -3,7 +3,10 @@
     TrackerError
     ├── DomainError                  a fact or a request breaks the contract
     │   ├── EventValidationError     one record failed the event contract
-    │   └── InputFormatError         a body or file could not be parsed at all
+    │   ├── InputFormatError         a body or file could not be parsed at all
+    │   ├── AuthenticationError      a request carries no bearer token (HTTP 401)
+    │   ├── AuthorizationError       a request's bearer token is not accepted (HTTP 403)
+    │   └── WebhookTargetRefused     a webhook URL's host or address is not allowed
     ├── ConfigurationError           settings or a config file are unusable
     └── InfrastructureError          something outside the process failed
         ├── BrokerError              provisioning or running the local broker
@@ -19,6 +22,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 __all__ = [
+    "AuthenticationError",
+    "AuthorizationError",
     "BrokerError",
     "ConfigurationError",
     "DomainError",
@@ -28,6 +33,7 @@ __all__ = [
     "InputFormatError",
     "PublishError",
     "TrackerError",
+    "WebhookTargetRefused",
 ]
 
 
@@ -60,6 +66,18 @@ class EventValidationError(DomainError):
 
 class InputFormatError(DomainError):
     """A body or a file could not be parsed as JSON, JSON Lines or a JSON array."""
+
+
+class AuthenticationError(DomainError):
+    """A request that needs a bearer token has none, or a malformed Authorization header."""
+
+
+class AuthorizationError(DomainError):
+    """A request's bearer token matches none of the accepted tokens."""
+
+
+class WebhookTargetRefused(DomainError):
+    """A webhook URL names a host, or resolves to an address, that the policy refuses."""
 
 
 class ConfigurationError(TrackerError):

@@ -3,22 +3,26 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from tracker.core.routing import PeerPair, parse_peers
+from tracker.security import AddressPolicy, parse_digests, parse_tokens
 
-__all__ = ["DEFAULT_PEERS", "Settings"]
+__all__ = ["DEFAULT_PEERS", "SASL_PROTOCOLS", "TLS_PROTOCOLS", "Settings"]
 
 DEFAULT_PEERS = "bytedance:google:tokens_per_day,bytedance:us_hyperscalers:investment_usd"
+SASL_PROTOCOLS = frozenset({"SASL_PLAINTEXT", "SASL_SSL"})
+TLS_PROTOCOLS = frozenset({"SSL", "SASL_SSL"})
 
 
 class Settings(BaseSettings):
     """Everything a worker, the CLI or the demo needs to know; frozen once built."""
 
-    model_config = SettingsConfigDict(env_prefix="TRACKER_", frozen=True, extra="ignore")
+    # hide_input_in_errors: an invalid secret must not be printed back in the error.
+    model_config = SettingsConfigDict(env_prefix="TRACKER_", frozen=True, extra="ignore", hide_input_in_errors=True)
 
     kafka_bootstrap: str | None = Field(
         None, description="host:port[,host:port] of an existing cluster; unset = the local broker"
@@ -40,12 +44,80 @@ class Settings(BaseSettings):
     log_level: str = "warning"
     worker_url: str | None = Field(None, description="base URL of a worker for CLI subscription commands")
     rules_path: Path | None = Field(None, description="alert rules YAML; unset = deploy/rules/default.yaml")
+    api_tokens: SecretStr | None = Field(None, description="comma-separated bearer tokens accepted by the API")
+    api_token_sha256: SecretStr | None = Field(None, description="comma-separated SHA-256 hex digests of tokens")
+    read_requires_token: bool = False
+    api_token: SecretStr | None = Field(None, description="bearer token the CLI sends to a worker")
+    request_timeout_seconds: Annotated[float, Field(gt=0, le=3600)] = 30.0
+    stream_max_idle_seconds: Annotated[float, Field(gt=0, le=86400)] = 600.0
+    stream_max_seconds: Annotated[float, Field(gt=0, le=7 * 86400)] = 3600.0
+    webhook_allow: str = Field("", description="hosts, addresses and CIDRs webhooks may reach beyond public ones")
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = "PLAIN"
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: SecretStr | None = None
+    kafka_ssl_cafile: Path | None = None
+    kafka_ssl_certfile: Path | None = None
+    kafka_ssl_keyfile: Path | None = None
+    kafka_ssl_key_password: SecretStr | None = None
 
     @field_validator("peers")
     @classmethod
     def _valid_peers(cls, value: str) -> str:
         parse_peers(value)
         return value
+
+    @field_validator("api_tokens")
+    @classmethod
+    def _valid_tokens(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            parse_tokens(value.get_secret_value())
+        return value
+
+    @field_validator("api_token_sha256")
+    @classmethod
+    def _valid_digests(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            parse_digests(value.get_secret_value())
+        return value
+
+    @field_validator("webhook_allow")
+    @classmethod
+    def _valid_allow_list(cls, value: str) -> str:
+        AddressPolicy.parse(value)
+        return value
+
+    @field_validator("kafka_security_protocol", "kafka_sasl_mechanism", mode="before")
+    @classmethod
+    def _upper_case(cls, value: Any) -> Any:
+        return value.strip().upper() if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _consistent_security(self) -> Settings:
+        if self.read_requires_token and not self.api_tokens_configured:
+            raise ValueError("read_requires_token needs TRACKER_API_TOKENS or TRACKER_API_TOKEN_SHA256")
+        protocol = self.kafka_security_protocol
+        has_credentials = self.kafka_sasl_username is not None or self.kafka_sasl_password is not None
+        if protocol in SASL_PROTOCOLS and (not self.kafka_sasl_username or self.kafka_sasl_password is None):
+            raise ValueError(f"kafka_security_protocol {protocol} needs kafka_sasl_username and kafka_sasl_password")
+        if protocol not in SASL_PROTOCOLS and has_credentials:
+            raise ValueError(f"SASL credentials are set but kafka_security_protocol is {protocol}: use SASL_SSL")
+        tls_files = (self.kafka_ssl_cafile, self.kafka_ssl_certfile, self.kafka_ssl_keyfile)
+        if protocol not in TLS_PROTOCOLS and any(path is not None for path in tls_files):
+            raise ValueError(f"TLS files are set but kafka_security_protocol is {protocol}: use SSL or SASL_SSL")
+        if self.kafka_ssl_certfile is None and (self.kafka_ssl_keyfile or self.kafka_ssl_key_password):
+            raise ValueError("kafka_ssl_keyfile and kafka_ssl_key_password need kafka_ssl_certfile")
+        return self
+
+    @property
+    def api_tokens_configured(self) -> bool:
+        """Return whether the API requires bearer tokens (for writes, and for reads if closed)."""
+        return self.api_tokens is not None or self.api_token_sha256 is not None
+
+    @property
+    def webhook_policy(self) -> AddressPolicy:
+        """Return the webhook address policy with its allow list."""
+        return AddressPolicy.parse(self.webhook_allow)
 
     @property
     def bootstrap(self) -> str:
@@ -68,10 +140,11 @@ class Settings(BaseSettings):
         return parse_peers(self.peers)
 
     def as_env(self) -> dict[str, str]:
-        """Return the settings as TRACKER_* variables, to hand to a child process."""
+        """Return the settings as TRACKER_* variables, secrets in clear, to hand to a child process."""
         env = {}
         for name, value in self.model_dump(exclude_none=True).items():
-            env[f"TRACKER_{name.upper()}"] = str(value)
+            text = value.get_secret_value() if isinstance(value, SecretStr) else str(value)
+            env[f"TRACKER_{name.upper()}"] = text
         return env
 
     def topic(self, name: str) -> str:

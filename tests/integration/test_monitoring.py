@@ -139,6 +139,7 @@ def stack(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Ite
         app_id=f"tracker-{unique}",
         http_port=free_port(),
         data_dir=directory / "worker",
+        webhook_allow="127.0.0.1",  # its webhook receivers listen on loopback
     )
     worker = start_worker(settings)
     live, dead = Receiver().start(), Receiver()

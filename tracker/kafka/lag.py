@@ -14,6 +14,7 @@ import logging
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
 
+from tracker.kafka.client_config import client_options
 from tracker.settings import Settings
 
 __all__ = ["LagProbe"]
@@ -36,7 +37,7 @@ class LagProbe:
         """Start polling in the background."""
         # Never subscribes, so it never joins the group: it only reads the group's commits.
         self._consumer = AIOKafkaConsumer(
-            bootstrap_servers=self.settings.bootstrap, group_id=self.group_id, enable_auto_commit=False
+            **client_options(self.settings), group_id=self.group_id, enable_auto_commit=False
         )
         await self._consumer.start()
         self._task = asyncio.create_task(self._poll())

@@ -15,6 +15,7 @@ from aiokafka.errors import KafkaError
 from tracker.core.events import Event, EventRetracted
 from tracker.core.routing import Router, series_of
 from tracker.errors import PublishError
+from tracker.kafka.client_config import client_options
 from tracker.kafka.partitioning import broadcast_key, partitioner
 from tracker.settings import Settings
 
@@ -82,7 +83,7 @@ class Publisher:
         # exactly once per producer session. linger batches records for throughput;
         # request_timeout bounds how long a caller waits while the broker is away.
         producer = AIOKafkaProducer(
-            bootstrap_servers=self.settings.bootstrap,
+            **client_options(self.settings),
             acks="all",
             enable_idempotence=True,
             linger_ms=5,

@@ -10,6 +10,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 
 from tracker.errors import InfrastructureError
+from tracker.kafka.client_config import client_options
 from tracker.settings import Settings
 
 __all__ = ["ensure_topics"]
@@ -45,7 +46,7 @@ async def ensure_topics(settings: Settings) -> None:
         settings.deliveries_topic: settings.partitions,
     }
     compacted = {settings.subscriptions_topic, settings.deliveries_topic}
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap, request_timeout_ms=15000)
+    admin = AIOKafkaAdminClient(**client_options(settings), request_timeout_ms=15000)
     try:
         await admin.start()
         new = [

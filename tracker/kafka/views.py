@@ -15,6 +15,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import KafkaError
 
 from tracker.errors import InfrastructureError
+from tracker.kafka.client_config import client_options
 from tracker.kafka.partitioning import partitioner
 from tracker.settings import Settings
 
@@ -36,11 +37,9 @@ class TopicView:
 
     async def start(self, timeout: float = 30) -> None:
         """Read the topic up to its end, then keep following it in the background."""
-        self._consumer = AIOKafkaConsumer(
-            bootstrap_servers=self.settings.bootstrap, group_id=None, enable_auto_commit=False
-        )
+        self._consumer = AIOKafkaConsumer(**client_options(self.settings), group_id=None, enable_auto_commit=False)
         self._producer = AIOKafkaProducer(
-            bootstrap_servers=self.settings.bootstrap,
+            **client_options(self.settings),
             acks="all",
             enable_idempotence=True,
             partitioner=partitioner,
@@ -117,9 +116,7 @@ class TopicTail:
 
     async def start(self) -> None:
         """Position at the end of every partition and start following."""
-        self._consumer = AIOKafkaConsumer(
-            bootstrap_servers=self.settings.bootstrap, group_id=None, enable_auto_commit=False
-        )
+        self._consumer = AIOKafkaConsumer(**client_options(self.settings), group_id=None, enable_auto_commit=False)
         try:
             await self._consumer.start()
             # ensure_topics created this topic with exactly this many partitions.

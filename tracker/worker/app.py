@@ -6,7 +6,9 @@ makes everything from a ``Settings`` object; nothing happens at import time.
 
 from __future__ import annotations
 
+import ipaddress
 import json
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -19,6 +21,7 @@ from prometheus_client import CollectorRegistry
 from tracker.core.routing import Router
 from tracker.core.rules import RuleSet
 from tracker.core.signals import Signal, derive_signals
+from tracker.kafka.client_config import faust_credentials
 from tracker.kafka.lag import LagProbe
 from tracker.kafka.partitioning import partition_for, partitioner
 from tracker.kafka.publisher import Publisher
@@ -27,12 +30,15 @@ from tracker.settings import Settings
 from tracker.worker.alerting import Alerting
 from tracker.worker.api import Ingestion
 from tracker.worker.folding import BatchFolder, Incoming
+from tracker.worker.http_client import AiohttpSender
 from tracker.worker.index import TableIndex
 from tracker.worker.metrics import AlertCollector, LagCollector, PipelineMetrics, SignalCollector, owned_state
 from tracker.worker.notifications import Notifications
 from tracker.worker.routes import install_routes
 
 __all__ = ["Worker", "build_worker"]
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -82,6 +88,8 @@ def build_worker(settings: Settings) -> Worker:
         # so the topic prefix goes in front of it too.
         f"{settings.topic_prefix}{settings.app_id}",
         broker=f"kafka://{settings.bootstrap}",
+        # The same TLS and SASL settings as every aiokafka client of the tracker (client_config.py).
+        broker_credentials=faust_credentials(settings),
         store="memory://",
         datadir=str(settings.data_dir / "faust"),
         autodiscover=False,
@@ -161,9 +169,12 @@ def build_worker(settings: Settings) -> Worker:
         pending = await alerts_topic.send(key=key, value=value)
         await pending
 
-    index = TableIndex(table, settings.partitions)
+    # The store behind a table: reads without the per-access sensor hooks (the fold reads
+    # each key several times per record); every write still goes through the table.
+    series_store = table.data
+    index = TableIndex(series_store, settings.partitions)
     worker.index = index
-    alerting = Alerting(rules, router, table, groups, index.group, send_transition, metrics)
+    alerting = Alerting(rules, router, series_store, groups, index.group, send_transition, metrics)
     folder = BatchFolder(
         router,
         table,
@@ -174,6 +185,7 @@ def build_worker(settings: Settings) -> Worker:
         metrics,
         index,
         alerting,
+        reads=series_store,
     )
     worker.progress = lambda: {"folded": folder.folded, "records": folder.records}
 
@@ -194,7 +206,8 @@ def build_worker(settings: Settings) -> Worker:
         pending = await notification_dlq.send(key=record["subscription"].encode(), value=json.dumps(record).encode())
         await pending
 
-    notifications = Notifications(settings, metrics.notifications, dead_letter)
+    sender = AiohttpSender(policy=settings.webhook_policy)
+    notifications = Notifications(settings, metrics.notifications, dead_letter, sender)
 
     async def notify(stream: Any) -> None:
         await notifications.ready.wait()
@@ -216,6 +229,7 @@ def build_worker(settings: Settings) -> Worker:
     @app.service
     class WorkerServices(faust.Service):
         async def on_start(self) -> None:
+            _warn_if_open(settings)
             await notifications.start()
             await lag.start()
 
@@ -225,6 +239,23 @@ def build_worker(settings: Settings) -> Worker:
             await ingestion.close()
 
     return worker
+
+
+def _warn_if_open(settings: Settings) -> None:
+    if settings.api_tokens_configured:
+        return
+    try:
+        local = ipaddress.ip_address(settings.http_host).is_loopback
+    except ValueError:
+        local = settings.http_host == "localhost"
+    reach = "any process on this machine" if local else "anyone who can reach it"
+    logger.warning(
+        "no API token is configured (TRACKER_API_TOKENS or TRACKER_API_TOKEN_SHA256): writes to %s:%s "
+        "are unauthenticated; %s can publish events and manage subscriptions",
+        settings.http_host,
+        settings.http_port,
+        reach,
+    )
 
 
 def _incoming(event: Any) -> Incoming:

@@ -37,11 +37,15 @@ logger = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Outcome:
-    """What one HTTP attempt returned: a status (None on a network error) and Retry-After."""
+    """What one HTTP attempt returned: a status (None on a network error) and Retry-After.
+
+    ``refused`` means the address policy stopped the request before it was sent.
+    """
 
     status: int | None
     retry_after: float | None = None
     error: str = ""
+    refused: bool = False
 
 
 class HttpSender(Protocol):
@@ -64,6 +68,8 @@ class RetryPolicy:
 
 
 def _retryable(outcome: Outcome) -> bool:
+    if outcome.refused:
+        return False
     return outcome.status is None or outcome.status == 429 or outcome.status >= 500
 
 

@@ -15,23 +15,35 @@ from pydantic import ValidationError
 from tracker.core.decode import field_errors
 from tracker.core.matchers import parse_matchers
 from tracker.core.signals import Signal
-from tracker.core.subscriptions import Subscription
-from tracker.errors import InfrastructureError
+from tracker.core.subscriptions import Subscription, WebhookChannel
+from tracker.errors import InfrastructureError, WebhookTargetRefused
+from tracker.security import TokenSet, check_webhook_url
 from tracker.worker.api import Ingestion, TooLarge, ingest_body, read_limited, signals_document
+from tracker.worker.http_guard import SMALL_BODY_LIMIT, HttpGuard
 from tracker.worker.notifications import Notifications
 
 if TYPE_CHECKING:
+    from tracker.settings import Settings
     from tracker.worker.app import Worker
 
 __all__ = ["install_routes"]
 
-SUBSCRIPTION_BODY_LIMIT = 64 * 1024
 FEED_KEEPALIVE_SECONDS = 15.0
 
 
 def install_routes(app: faust.App, worker: Worker, ingestion: Ingestion, notifications: Notifications) -> None:
-    """Register every route of the worker on the Faust app."""
-    limit = worker.settings.max_body_bytes
+    """Register every route of the worker on the Faust app, behind the HTTP guard."""
+    settings = worker.settings
+    limit = settings.max_body_bytes
+    policy = settings.webhook_policy
+    guard = HttpGuard(
+        tokens=TokenSet.from_config(settings.api_tokens, settings.api_token_sha256),
+        read_requires_token=settings.read_requires_token,
+        timeout=settings.request_timeout_seconds,
+        events_body_limit=limit,
+    )
+    # Faust's aiohttp driver, the one the worker runs, holds the aiohttp application.
+    app.web.web_app.middlewares.append(guard.middleware)  # type: ignore[attr-defined]
 
     @app.page("/v1/events")
     class Events(View):
@@ -78,18 +90,9 @@ def install_routes(app: faust.App, worker: Worker, ingestion: Ingestion, notific
             await response.prepare(_raw(request))
             queue = notifications.open_feed(matchers)
             try:
-                await response.write(b": connected\n\n")
-                while True:
-                    try:
-                        transition = await asyncio.wait_for(queue.get(), FEED_KEEPALIVE_SECONDS)
-                    except TimeoutError:
-                        await response.write(b": keepalive\n\n")
-                        continue
-                    data = json.dumps(transition, sort_keys=True)
-                    event = f"id: {transition['idempotency_key']}\nevent: {transition['status']}\ndata: {data}\n\n"
-                    await response.write(event.encode())
-            except (ConnectionResetError, asyncio.CancelledError):
-                pass
+                await _stream(response, queue, settings)
+            except (ConnectionResetError, TimeoutError, asyncio.CancelledError):
+                pass  # the client went away or stopped reading
             finally:
                 notifications.close_feed(queue)
             return response
@@ -103,7 +106,7 @@ def install_routes(app: faust.App, worker: Worker, ingestion: Ingestion, notific
         async def post(self, request: Request) -> Response:
             """Create or replace a subscription; errors name the field."""
             try:
-                body = await read_limited(_raw(request).content, SUBSCRIPTION_BODY_LIMIT)
+                body = await read_limited(_raw(request).content, SMALL_BODY_LIMIT)
                 data = json.loads(body)
             except TooLarge as exc:
                 return self.json({"error": str(exc)}, status=413)
@@ -117,6 +120,11 @@ def install_routes(app: faust.App, worker: Worker, ingestion: Ingestion, notific
             except ValidationError as exc:
                 errors = field_errors(exc, frozenset({"webhook", "sse"}))
                 return self.json({"errors": [{"path": e.path, "reason": e.reason} for e in errors]}, status=422)
+            if isinstance(subscription.channel, WebhookChannel):
+                try:
+                    await check_webhook_url(subscription.channel.url, policy)
+                except WebhookTargetRefused as exc:
+                    return self.json({"errors": [{"path": "channel.url", "reason": str(exc)}]}, status=422)
             existed = notifications.get(subscription.id) is not None
             try:
                 await notifications.save(subscription)
@@ -155,6 +163,39 @@ def install_routes(app: faust.App, worker: Worker, ingestion: Ingestion, notific
                     "notifications_ready": notifications.ready.is_set(),
                 }
             )
+
+
+async def _stream(response: aioweb.StreamResponse, queue: asyncio.Queue[dict[str, Any]], settings: Settings) -> None:
+    loop = asyncio.get_running_loop()
+
+    async def write(data: bytes) -> None:
+        # A client that stops reading fills the socket buffer: bound each write.
+        async with asyncio.timeout(settings.request_timeout_seconds):
+            await response.write(data)
+
+    await write(b": connected\n\n")
+    started = last_sent = loop.time()
+    while True:
+        now = loop.time()
+        if now - started >= settings.stream_max_seconds:
+            await write(b": closed after stream_max_seconds; reconnect\n\n")
+            return
+        if now - last_sent >= settings.stream_max_idle_seconds:
+            await write(b": closed after stream_max_idle_seconds without a transition; reconnect\n\n")
+            return
+        wait = min(
+            FEED_KEEPALIVE_SECONDS,
+            started + settings.stream_max_seconds - now,
+            last_sent + settings.stream_max_idle_seconds - now,
+        )
+        try:
+            transition = await asyncio.wait_for(queue.get(), wait)
+        except TimeoutError:
+            await write(b": keepalive\n\n")
+            continue
+        data = json.dumps(transition, sort_keys=True)
+        await write(f"id: {transition['idempotency_key']}\nevent: {transition['status']}\ndata: {data}\n\n".encode())
+        last_sent = loop.time()
 
 
 def _raw(request: Request) -> aioweb.Request:
