@@ -14,6 +14,8 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from tracker.core.decode import decode_event
 from tracker.errors import EventValidationError
+from tracker.kafka.client_config import client_options
+from tracker.settings import Settings
 
 __all__ = ["Ceiling", "read_topic"]
 
@@ -31,10 +33,10 @@ class Ceiling:
         return self.records / self.seconds if self.seconds > 0 else 0.0
 
 
-async def read_topic(bootstrap: str, topic: str, partitions: int, decode: bool) -> Ceiling:
+async def read_topic(settings: Settings, topic: str, partitions: int, decode: bool) -> Ceiling:
     """Read a topic from the beginning to its current end; optionally decode every record."""
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap,
+        **client_options(settings),
         group_id=None,
         enable_auto_commit=False,
         max_partition_fetch_bytes=4 * 1024 * 1024,

@@ -17,6 +17,8 @@ from typing import Any
 
 import faust
 
+from tracker.kafka.client_config import faust_credentials
+from tracker.settings import Settings
 from tracker.worker.process import QuietWorker
 
 
@@ -33,6 +35,8 @@ def main(argv: list[str]) -> None:
         consumer_auto_offset_reset="earliest",
         topic_partitions=partitions,
         datadir=str(out.parent / f"faust-ceiling-{os.getpid()}"),
+        # Credentials come from the same TRACKER_* variables as every other client.
+        broker_credentials=faust_credentials(Settings()),
     )
     topic = app.topic(
         topic_name,

@@ -31,6 +31,7 @@ from tracker.core.fold import Projection
 from tracker.core.signals import derive_signals
 from tracker.demo import http_json, wait_until
 from tracker.errors import EventValidationError, TrackerError
+from tracker.kafka.client_config import client_options
 from tracker.kafka.publisher import Publisher
 from tracker.kafka.topics import ensure_topics
 from tracker.rules_file import build_router
@@ -143,7 +144,7 @@ async def _publish(settings: Settings, workload: Workload) -> tuple[float, int]:
             if failures:
                 raise TrackerError(f"publish failed: {failures[0]}")
     elapsed = time.perf_counter() - started
-    producer = AIOKafkaProducer(bootstrap_servers=settings.bootstrap, acks="all")
+    producer = AIOKafkaProducer(**client_options(settings), acks="all")
     await producer.start()
     try:
         for raw in junk:
@@ -318,8 +319,8 @@ def run_bench(base: Settings, options: BenchOptions, out: Path | None) -> Report
     figures["ingest: tracker publish (events/s)"] = published / seconds
     total = published - workload.retractions + workload.retractions * settings.partitions + workload.invalid
 
-    transport = asyncio.run(read_topic(settings.bootstrap, settings.events_topic, settings.partitions, decode=False))
-    decode = asyncio.run(read_topic(settings.bootstrap, settings.events_topic, settings.partitions, decode=True))
+    transport = asyncio.run(read_topic(settings, settings.events_topic, settings.partitions, decode=False))
+    decode = asyncio.run(read_topic(settings, settings.events_topic, settings.partitions, decode=True))
     figures["ceiling: transport (records/s)"] = transport.rate
     figures["ceiling: decode (records/s)"] = decode.rate
 
