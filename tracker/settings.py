@@ -147,6 +147,16 @@ class Settings(BaseSettings):
             env[f"TRACKER_{name.upper()}"] = text
         return env
 
+    @property
+    def faust_app_id(self) -> str:
+        """Return the Faust app id: it names the consumer group and prefixes Faust's own topics."""
+        return f"{self.topic_prefix}{self.app_id}"
+
+    @property
+    def changelog_topics(self) -> tuple[str, ...]:
+        """Return the changelog topics of the worker's tables (as Faust names them)."""
+        return tuple(f"{self.faust_app_id}-{table}-changelog" for table in ("series", "groups"))
+
     def topic(self, name: str) -> str:
         """Return a topic's full name, with the configured prefix."""
         return f"{self.topic_prefix}{name}"

@@ -45,7 +45,11 @@ async def ensure_topics(settings: Settings) -> None:
         settings.subscriptions_topic: 1,
         settings.deliveries_topic: settings.partitions,
     }
-    compacted = {settings.subscriptions_topic, settings.deliveries_topic}
+    # The tables' changelogs are created here, before any worker starts, rather than by
+    # Faust at start-up: a producer learns of topics that exist when it starts, and a
+    # table write to a changelog its producer does not know fails inside aiokafka.
+    wanted.update(dict.fromkeys(settings.changelog_topics, settings.partitions))
+    compacted = {settings.subscriptions_topic, settings.deliveries_topic, *settings.changelog_topics}
     admin = AIOKafkaAdminClient(**client_options(settings), request_timeout_ms=15000)
     try:
         await admin.start()

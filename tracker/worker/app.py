@@ -22,6 +22,7 @@ from tracker.core.routing import Router
 from tracker.core.rules import RuleSet
 from tracker.core.signals import Signal, derive_signals
 from tracker.kafka.client_config import faust_credentials
+from tracker.kafka.committing import CommittingConsumer
 from tracker.kafka.lag import LagProbe
 from tracker.kafka.partitioning import partition_for, partitioner
 from tracker.kafka.publisher import Publisher
@@ -86,7 +87,7 @@ def build_worker(settings: Settings) -> Worker:
     app = faust.App(
         # The Faust id names the consumer group and prefixes internal topics,
         # so the topic prefix goes in front of it too.
-        f"{settings.topic_prefix}{settings.app_id}",
+        settings.faust_app_id,
         broker=f"kafka://{settings.bootstrap}",
         # The same TLS and SASL settings as every aiokafka client of the tracker (client_config.py).
         broker_credentials=faust_credentials(settings),
@@ -209,14 +210,16 @@ def build_worker(settings: Settings) -> Worker:
     sender = AiohttpSender(policy=settings.webhook_policy)
     notifications = Notifications(settings, metrics.notifications, dead_letter, sender)
 
-    async def notify(stream: Any) -> None:
-        await notifications.ready.wait()
-        # Manual acks: a transition's offset is committed only once every delivery it
-        # caused is done, so a crash before that re-reads it (the ledger drops repeats).
-        async for event in stream.noack().events():
-            notifications.notifier.dispatch(json.loads(event.value), event.ack)
-
-    app.agent(alerts_topic, name="notify")(notify)
+    # Transitions are read by a consumer of our own, not a Faust agent: its offsets are
+    # committed only past transitions whose deliveries are all done, so a crash re-reads
+    # exactly the unfinished ones. (A Faust agent waiting for the registries lost the
+    # records fetched meanwhile: Faust clears its queues when it resumes after recovery.)
+    transitions = CommittingConsumer(
+        settings,
+        settings.alerts_topic,
+        f"{app.conf.id}-notify",
+        lambda value, done: notifications.notifier.dispatch(json.loads(value), done),
+    )
 
     async def remind() -> None:
         if notifications.ready.is_set() and notifications.wants_reminders():
@@ -231,10 +234,12 @@ def build_worker(settings: Settings) -> Worker:
         async def on_start(self) -> None:
             _warn_if_open(settings)
             await notifications.start()
+            await transitions.start()
             await lag.start()
 
         async def on_stop(self) -> None:
             await lag.stop()
+            await transitions.stop()
             await notifications.stop()
             await ingestion.close()
 
