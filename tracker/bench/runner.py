@@ -13,6 +13,7 @@ import json
 import math
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -81,8 +82,16 @@ class Worker:
                 self.process.wait()
 
 
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
 def _start_worker(settings: Settings, log: Path) -> Worker:
     env = {key: value for key, value in os.environ.items() if not key.startswith("TRACKER_")}
+    # Its own port: the configured one may be taken by a demo or another worker.
+    settings = settings.model_copy(update={"http_port": _free_port()})
     env.update(settings.as_env())
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     process = subprocess.Popen(
