@@ -11,7 +11,7 @@ from enum import IntEnum
 
 __all__ = ["PartialDate", "Precision", "months_between"]
 
-_PATTERN = re.compile(r"^(\d{4})(?:-(\d{2})(?:-(\d{2}))?)?$")
+_PATTERN = re.compile(r"^([0-9]{4})(?:-([0-9]{2})(?:-([0-9]{2}))?)?$")
 
 
 class Precision(IntEnum):

@@ -58,10 +58,10 @@ def check_http_url(text: str) -> str:
 Slug = Annotated[str, Field(pattern=SLUG_PATTERN, min_length=1, max_length=64)]
 DateText = Annotated[
     str,
-    Field(pattern=r"^\d{4}(-\d{2}(-\d{2})?)?$", examples=["2025", "2025-12", "2025-12-04"]),
+    Field(pattern=r"^[0-9]{4}(-[0-9]{2}(-[0-9]{2})?)?$", examples=["2025", "2025-12", "2025-12-04"]),
     AfterValidator(_check_partial_date),
 ]
-DayText = Annotated[str, Field(pattern=r"^\d{4}-\d{2}-\d{2}$"), AfterValidator(_check_day)]
+DayText = Annotated[str, Field(pattern=r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"), AfterValidator(_check_day)]
 Amount = Annotated[float, Field(ge=0, le=1e18, allow_inf_nan=False)]
 EventId = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]*$")]
 

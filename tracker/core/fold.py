@@ -98,6 +98,7 @@ class FoldBatch:
         self.changed: dict[str, SeriesValue] = {}
         self.touched: list[str] = []
         self.applied: dict[str, set[str]] = {}
+        self.revisited: set[str] = set()
 
     def _get(self, key: str) -> SeriesValue:
         self.touched.append(key)
@@ -130,6 +131,10 @@ class FoldBatch:
         stored = self._peek(key)
         known = stored["facts"].get(event_id) if stored is not None else None
         if known is not None and known[0] == payload[0]:
+            # Nothing changes, but the caller re-evaluates what depends on this series:
+            # after a crash the fold may be redone while what followed it was lost.
+            self.revisited.add(key)
+            self.touched = [key]
             return Outcome.DUPLICATE
         value = self._get(key)
         tombstones = self._peek(self._tombstones(event_id))

@@ -11,6 +11,7 @@ the tables' changelogs and every other record the app sends.
 from __future__ import annotations
 
 import functools
+import json
 import random
 from collections.abc import Sequence
 
@@ -22,6 +23,9 @@ __all__ = ["broadcast_key", "partition_for", "partitioner"]
 def partition_for(key: str | bytes, partitions: int) -> int:
     """Return the partition of a key among ``partitions``."""
     raw = key.encode() if isinstance(key, str) else key
+    if raw.startswith(b'"'):
+        # Faust serializes a table's str keys as JSON strings; hash the text inside.
+        raw = json.loads(raw).encode()
     if raw.startswith(b"#"):
         head = raw[1:].partition(b"/")[0]
         if head.isdigit():

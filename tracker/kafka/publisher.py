@@ -12,17 +12,20 @@ from typing import Any
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
-from tracker.core.events import Event, EventRetracted
+from tracker.core.events import Event
 from tracker.core.routing import Router, series_of
 from tracker.errors import PublishError
 from tracker.kafka.client_config import client_options
-from tracker.kafka.partitioning import broadcast_key, partitioner
+from tracker.kafka.partitioning import partitioner
 from tracker.settings import Settings
 
 __all__ = ["BROADCAST_HEADER", "Publisher", "Receipt", "encode_event"]
 
-#: Set on each copy of a retraction that the publisher sent to every partition.
+#: Set on each copy of a retraction that a worker sent to every partition.
 BROADCAST_HEADER = ("tracker-route", b"broadcast")
+
+#: Longest a caller waits for the broker's acknowledgement of one record.
+ACK_DEADLINE_SECONDS = 20.0
 
 
 @dataclass(frozen=True)
@@ -116,24 +119,21 @@ class Publisher:
     async def _send(self, event: Event) -> Receipt | PublishError:
         assert self._producer is not None, "Publisher.start() was not called"
         value = encode_event(event)
-        topic = self.settings.events_topic
+        # A retraction does not know its target's partition: it is written once, and the
+        # worker that folds it copies it to every partition (an all-or-nothing write here).
+        series = series_of(event)
+        key = event.event_id if series is None else self.router.fold_key(series.subject)
         try:
-            if isinstance(event, EventRetracted):
-                # A retraction does not know its target's partition: every partition gets a copy.
-                futures = [
-                    await self._producer.send(
-                        topic,
-                        value,
-                        key=broadcast_key(partition, event.event_id).encode(),
-                        partition=partition,
-                        headers=[BROADCAST_HEADER],
-                    )
-                    for partition in range(self._partitions)
-                ]
-            else:
-                key = record_key(self.router, event).encode()
-                futures = [await self._producer.send(topic, value, key=key)]
-            metadata = await asyncio.gather(*futures)
+            future = await self._producer.send(self.settings.events_topic, value, key=key.encode())
+            # A record already sent when the broker went away is retried until it returns:
+            # the caller hears "failed" within the deadline instead of waiting for that.
+            metadata = [await asyncio.wait_for(future, timeout=ACK_DEADLINE_SECONDS)]
+        except TimeoutError:
+            return PublishError(
+                f"{event.event_id}: not acknowledged within {ACK_DEADLINE_SECONDS:.0f} s; it may still be written "
+                "(publishing it again is harmless: same id)",
+                code="Timeout",
+            )
         except KafkaError as exc:
             return PublishError(f"{event.event_id}: not acknowledged: {exc}", code=type(exc).__name__)
         return Receipt(event.event_id, tuple((m.partition, m.offset) for m in metadata))

@@ -109,6 +109,8 @@ class BatchFolder:
             await self._fold_one(record, batch)
         new_keys: dict[str, set[str]] = {}
         for batch in batches.values():
+            for key in batch.revisited:
+                new_keys.setdefault(key.partition("/")[0], set()).add(key)
             for key, value in batch.changed.items():
                 if not key.startswith("#"):
                     new_keys.setdefault(key.partition("/")[0], set()).add(key)
