@@ -127,7 +127,8 @@ def test_three_sigkills_while_events_stream_in_lose_nothing_and_count_nothing_tw
     monkeypatch.setenv("BROKER_SESSION_TIMEOUT", SESSION_TIMEOUT)
     seed = random.randrange(1_000_000)
     rng = random.Random(seed)
-    settings = settings_factory()
+    # Faust's info log says what its commits do: the evidence when they stall.
+    settings = settings_factory(log_level="info")
     events = workload_events(seed)
     worker = worker_factory(settings)
     publisher = StreamingPublisher(settings, events)
@@ -224,7 +225,8 @@ def test_three_sigkills_while_events_stream_in_lose_nothing_and_count_nothing_tw
     assert lost_acknowledged == [], lost_acknowledged[:5]
     assert len(acknowledged) == len({event.event_id for event in events})
     assert not signal_problems, signal_problems
-    assert caught_up_after is not None, f"the fold never committed the whole topic; last seen {observed}"
+    commit_log = [line for line in worker.log.read_text().splitlines() if "ommit" in line][-8:]
+    assert caught_up_after is not None, f"the fold never committed the whole topic; last seen {observed}; {commit_log}"
     assert not missing_alerts and not extra_alerts, {
         "missing": sorted(missing_alerts)[:3],
         "extra": sorted(extra_alerts)[:3],
