@@ -42,7 +42,7 @@ from tracker.bench.workload import generate
 from tracker.core.decode import decode_event
 from tracker.core.events import EventRetracted
 from tracker.demo import wait_until
-from tracker.errors import EventValidationError
+from tracker.errors import EventValidationError, TrackerError
 from tracker.settings import Settings
 
 pytestmark = [pytest.mark.integration, pytest.mark.faults]
@@ -248,7 +248,11 @@ def test_callers_learn_the_fate_of_every_record_when_the_broker_restarts(
     def accepted_since_up() -> bool:
         return any(post.started >= up_at and post.status == 202 for post in loop.posts)
 
-    wait_until("a POST accepted after the restart", accepted_since_up, 90)
+    try:
+        wait_until("a POST accepted after the restart", accepted_since_up, 90)
+    except TrackerError as exc:
+        recent = [(round(p.started - up_at, 1), p.status, str(p.document)[:300], p.error) for p in loop.posts[-4:]]
+        raise AssertionError(f"{exc}; the last POSTs (start after restart s, status, body, error): {recent}") from exc
     first_accept_after_up = min(p.started + p.seconds for p in loop.posts if p.started >= up_at and p.status == 202)
     loop.stopping.set()
     loop.join(timeout=CALLER_BOUND_SECONDS + 90)

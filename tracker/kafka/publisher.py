@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -10,7 +11,13 @@ from types import TracebackType
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
-from aiokafka.errors import KafkaError
+from aiokafka.errors import (
+    InvalidProducerEpoch,
+    KafkaError,
+    KafkaTimeoutError,
+    OutOfOrderSequenceNumber,
+    UnknownProducerId,
+)
 
 from tracker.core.events import Event
 from tracker.core.routing import Router, series_of
@@ -24,8 +31,23 @@ __all__ = ["BROADCAST_HEADER", "Publisher", "Receipt", "encode_event"]
 #: Set on each copy of a retraction that a worker sent to every partition.
 BROADCAST_HEADER = ("tracker-route", b"broadcast")
 
-#: Longest a caller waits for the broker's acknowledgement of one record.
+#: Longest a caller waits for one record: room in the producer's buffer, then the acknowledgement.
 ACK_DEADLINE_SECONDS = 20.0
+
+#: Records handed to the producer and not yet acknowledged, at most, per publish call.
+#: A bound keeps a large file from waiting in the producer's buffer past its deadline.
+IN_FLIGHT = 4096
+
+#: Longest ``stop`` waits for records still queued (already reported failed) to be flushed.
+STOP_SECONDS = 1.0
+
+#: Broker answers meaning the idempotent producer's sequence numbers are out of step with
+#: the broker's, e.g. after its batches expired while the broker was away. aiokafka cannot
+#: recover from them (every later record fails the same way), so the producer is replaced.
+PRODUCER_STATE_ERRORS = (OutOfOrderSequenceNumber, UnknownProducerId, InvalidProducerEpoch)
+
+#: Error codes that mean the broker cannot be reached: later records are not sent.
+UNREACHABLE = frozenset({"Timeout", "Unreachable"})
 
 
 @dataclass(frozen=True)
@@ -70,6 +92,8 @@ class Publisher:
         self.router = router
         self._producer: AIOKafkaProducer | None = None
         self._partitions: int = settings.partitions
+        self._renewing = asyncio.Lock()
+        self._stale = False  # the producer's sequence numbers no longer match the broker's
 
     async def __aenter__(self) -> Publisher:
         await self.start()
@@ -107,27 +131,72 @@ class Publisher:
         self._producer = producer
 
     async def stop(self) -> None:
-        """Flush and disconnect."""
+        """Flush and disconnect; give up on the flush after STOP_SECONDS.
+
+        Every record was already answered (acknowledged, or failed with "it may still be
+        written"), so a flush that waits for an absent broker only delays the caller.
+        """
         if self._producer is not None:
-            await self._producer.stop()
-            self._producer = None
+            producer, self._producer = self._producer, None
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(producer.stop(), timeout=STOP_SECONDS)
 
     async def publish(self, events: Sequence[Event]) -> list[Receipt | PublishError]:
-        """Send events concurrently; return a receipt or the error for each, in order."""
-        return list(await asyncio.gather(*(self._send(event) for event in events)))
+        """Send events, in order, a bounded window at a time; return a receipt or the error for each.
+
+        Once a record fails because the broker is unreachable (a timeout or a retriable
+        error), the records not yet sent are not sent: each is reported failed at once
+        instead of waiting out its own deadline, so a caller hears back within about one
+        deadline however long the input is.
+        """
+        if self._stale:
+            await self._renew()
+        outcomes: list[Receipt | PublishError | None] = [None] * len(events)
+        window = asyncio.Semaphore(IN_FLIGHT)
+        broker_away: PublishError | None = None
+
+        async def send(index: int, event: Event) -> None:
+            nonlocal broker_away
+            async with window:  # FIFO: records reach the producer in input order
+                if broker_away is not None:
+                    outcomes[index] = PublishError(
+                        f"{event.event_id}: not sent, an earlier record failed: {broker_away}", code="NotSent"
+                    )
+                    return
+                outcome = await self._send(event)
+                if isinstance(outcome, PublishError) and outcome.code in UNREACHABLE and broker_away is None:
+                    broker_away = outcome
+                outcomes[index] = outcome
+
+        await asyncio.gather(*(send(index, event) for index, event in enumerate(events)))
+        return [outcome for outcome in outcomes if outcome is not None]
+
+    async def _renew(self) -> None:
+        """Replace a producer whose idempotence state the broker refuses (a new producer id)."""
+        async with self._renewing:
+            if not self._stale:
+                return  # another caller renewed it
+            await self.stop()
+            await self.start()
+            self._stale = False
 
     async def _send(self, event: Event) -> Receipt | PublishError:
         assert self._producer is not None, "Publisher.start() was not called"
+        producer = self._producer
         value = encode_event(event)
         # A retraction does not know its target's partition: it is written once, and the
         # worker that folds it copies it to every partition (an all-or-nothing write here).
         series = series_of(event)
         key = event.event_id if series is None else self.router.fold_key(series.subject)
+
+        async def enqueue_and_ack() -> Any:
+            future = await producer.send(self.settings.events_topic, value, key=key.encode())
+            return await future
+
         try:
-            future = await self._producer.send(self.settings.events_topic, value, key=key.encode())
-            # A record already sent when the broker went away is retried until it returns:
-            # the caller hears "failed" within the deadline instead of waiting for that.
-            metadata = [await asyncio.wait_for(future, timeout=ACK_DEADLINE_SECONDS)]
+            # One deadline covers both steps: waiting for room in the producer's buffer (which
+            # fills while the broker is away) and the acknowledgement (retried until it returns).
+            metadata = await asyncio.wait_for(enqueue_and_ack(), timeout=ACK_DEADLINE_SECONDS)
         except TimeoutError:
             return PublishError(
                 f"{event.event_id}: not acknowledged within {ACK_DEADLINE_SECONDS:.0f} s; it may still be written "
@@ -135,5 +204,9 @@ class Publisher:
                 code="Timeout",
             )
         except KafkaError as exc:
-            return PublishError(f"{event.event_id}: not acknowledged: {exc}", code=type(exc).__name__)
-        return Receipt(event.event_id, tuple((m.partition, m.offset) for m in metadata))
+            if isinstance(exc, PRODUCER_STATE_ERRORS):
+                self._stale = True
+            # The producer's own request timeout is the broker being away too.
+            code = "Unreachable" if exc.retriable or isinstance(exc, KafkaTimeoutError) else type(exc).__name__
+            return PublishError(f"{event.event_id}: not acknowledged: {exc}", code=code)
+        return Receipt(event.event_id, ((metadata.partition, metadata.offset),))

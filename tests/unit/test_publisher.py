@@ -1,0 +1,147 @@
+"""Publisher.publish on a stand-in producer: input order, a bounded window, and failing fast."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from aiokafka.errors import KafkaConnectionError, MessageSizeTooLargeError, OutOfOrderSequenceNumber
+
+from tracker.core.events import Event
+from tracker.core.routing import Router
+from tracker.errors import PublishError
+from tracker.kafka import publisher as publisher_module
+from tracker.kafka.publisher import Publisher, Receipt
+from tracker.settings import Settings
+
+pytestmark = pytest.mark.unit
+
+ACK = "ack"
+HANG = "hang"  # never acknowledged: the broker went away
+
+
+class Metadata:
+    def __init__(self, partition: int, offset: int) -> None:
+        self.partition = partition
+        self.offset = offset
+
+
+class StandInProducer:
+    """Answers the n-th record as ``outcome(n)`` says: ACK, HANG, or an exception to raise."""
+
+    def __init__(self, outcome: Callable[[int], str | Exception] = lambda n: ACK) -> None:
+        self.outcome = outcome
+        self.sent = 0
+        self.in_flight = 0
+        self.most_in_flight = 0
+
+    async def send(self, topic: str, value: bytes, key: bytes) -> asyncio.Future[Any]:
+        number, self.sent = self.sent, self.sent + 1
+        outcome = self.outcome(number)
+        if isinstance(outcome, KafkaConnectionError):
+            raise outcome  # refused before it is even queued
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        if isinstance(outcome, Exception):
+            future.set_exception(outcome)
+        elif outcome == ACK:
+            self.in_flight += 1
+            self.most_in_flight = max(self.most_in_flight, self.in_flight)
+
+            def acknowledge() -> None:
+                self.in_flight -= 1
+                future.set_result(Metadata(0, number))
+
+            asyncio.get_running_loop().call_soon(acknowledge)
+        return future
+
+
+def publish(producer: StandInProducer, router: Router, events: list[Event]) -> list[Receipt | PublishError]:
+    publisher = Publisher(Settings(), router)
+    publisher._producer = producer  # type: ignore[assignment]
+    return asyncio.run(publisher.publish(events))
+
+
+@pytest.fixture
+def events(event_factory: Callable[..., Event]) -> list[Event]:
+    return [event_factory("usage.reported", value={"value": n + 1, "unit": "tokens"}) for n in range(200)]
+
+
+def test_receipts_come_back_in_input_order_with_a_bounded_window(
+    events: list[Event], router: Router, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(publisher_module, "IN_FLIGHT", 8)
+    producer = StandInProducer()
+
+    receipts = publish(producer, router, events)
+
+    assert [receipt.event_id for receipt in receipts] == [event.event_id for event in events]
+    assert [receipt.offset for receipt in receipts if isinstance(receipt, Receipt)] == list(range(len(events)))
+    assert 1 < producer.most_in_flight <= 8
+
+
+def test_an_unreachable_broker_fails_every_record_within_about_one_deadline(
+    events: list[Event], router: Router, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(publisher_module, "ACK_DEADLINE_SECONDS", 0.2)
+    monkeypatch.setattr(publisher_module, "IN_FLIGHT", 10)
+    producer = StandInProducer(lambda n: ACK if n < 5 else HANG)
+    loop = asyncio.new_event_loop()
+
+    started = loop.time()
+    receipts = publish(producer, router, events)
+    elapsed = loop.time() - started
+
+    assert elapsed < 1.5, elapsed  # one deadline for the window in flight, not one per record
+    assert all(isinstance(receipt, Receipt) for receipt in receipts[:5])
+    failed = receipts[5:]
+    assert all(isinstance(error, PublishError) for error in failed)
+    assert {error.code for error in failed if isinstance(error, PublishError)} == {"Timeout", "NotSent"}
+    assert producer.sent <= 5 + 10  # after the first timeout, nothing more was handed to the producer
+    assert all(str(error).startswith(event.event_id) for event, error in zip(events[5:], failed, strict=True))
+
+
+def test_a_record_the_broker_refuses_does_not_stop_the_others(events: list[Event], router: Router) -> None:
+    producer = StandInProducer(lambda n: MessageSizeTooLargeError() if n == 1 else ACK)
+
+    receipts = publish(producer, router, events[:3])
+
+    assert isinstance(receipts[0], Receipt) and isinstance(receipts[2], Receipt)
+    assert isinstance(receipts[1], PublishError) and receipts[1].code == "MessageSizeTooLargeError"
+
+
+def test_a_retriable_kafka_error_stops_the_records_not_yet_sent(
+    events: list[Event], router: Router, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(publisher_module, "IN_FLIGHT", 1)  # records in the window are already on their way
+    producer = StandInProducer(lambda n: KafkaConnectionError("no route to the broker"))
+
+    receipts = publish(producer, router, events[:3])
+
+    assert [getattr(receipt, "code", None) for receipt in receipts] == ["Unreachable", "NotSent", "NotSent"]
+
+
+def test_a_producer_out_of_step_with_the_broker_is_replaced_before_the_next_publish(
+    events: list[Event], router: Router, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    broken = StandInProducer(lambda n: OutOfOrderSequenceNumber())
+    broken.stop = lambda: asyncio.sleep(0)  # type: ignore[attr-defined]
+    replacements: list[StandInProducer] = []
+
+    async def start(self: Publisher) -> None:
+        replacements.append(StandInProducer())
+        self._producer = replacements[-1]  # type: ignore[assignment]
+
+    monkeypatch.setattr(Publisher, "start", start)
+    publisher = Publisher(Settings(), router)
+    publisher._producer = broken  # type: ignore[assignment]
+
+    async def twice() -> tuple[list[Receipt | PublishError], list[Receipt | PublishError]]:
+        return await publisher.publish(events[:2]), await publisher.publish(events[2:4])
+
+    first, second = asyncio.run(twice())
+
+    assert [getattr(receipt, "code", None) for receipt in first] == ["OutOfOrderSequenceNumber"] * 2
+    assert all(isinstance(receipt, Receipt) for receipt in second)
+    assert len(replacements) == 1 and replacements[0].sent == 2
