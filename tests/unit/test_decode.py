@@ -311,3 +311,75 @@ def test_validate_event_and_decode_event_agree(raw_event_factory: RawFactory) ->
     data = raw_event_factory("chip_delivery.reported")
 
     assert decode_event(json.dumps(data).encode()) == validate_event(data)
+
+
+# --- one-pass decoding agrees with parse_json + validate_event --------------------------------
+
+#: Fields, nested ones dotted, whose values the property below replaces or removes.
+FIELDS = {
+    "usage.reported": ["id", "entity", "metric", "value.value", "value.low", "value.unit", "occurred_on", "extra"],
+    "investment.announced": ["amount.value", "amount.unit", "amount.approx", "period", "members", "source.url"],
+    "chip_delivery.reported": ["units.value", "units.high", "unit_price", "buyer", "stage", "reported_on"],
+    "export_rule.changed": ["destination", "direction", "effective_on", "conditions", "source.quote", "type"],
+    "event.retracted": ["target_id", "reason", "status", "entity_name", "source.name", "source"],
+}
+#: JSON number texts json.dumps never writes, spliced in where the placeholder string stood.
+NUMBER_TEXTS = ["1e400", "-0", "1E3", "2.024e3", "NaN", "-Infinity", "05", "1.", "9" * 30, "2024.0", "1e-7"]
+field_values = (
+    json_values
+    | st.floats(min_value=0, max_value=1e-3)
+    | st.sampled_from(["2025-13", "2025-02-30", "https://x", "ftp://x", "US", "loosened", "a\ud800", "é\u2028"])
+    | st.sampled_from(["5", "2024", "true", 0, 1, 2024, 1.0, {"value": 1, "unit": "USD"}, ["a", "b"]])  # lax-only
+    | st.sampled_from(NUMBER_TEXTS).map(lambda text: f"<{text}>")
+)
+
+
+def _set(data: dict[str, Any], path: str, value: Any) -> None:
+    head, _, rest = path.partition(".")
+    if rest and isinstance(data.get(head), dict):
+        _set(data[head], rest, value)
+    elif value is _REMOVE:
+        data.pop(head, None)
+    else:
+        data[head] = value
+
+
+_REMOVE = object()
+
+
+def _slowly(text: str | bytes) -> Event | tuple[FieldError, ...]:
+    try:
+        return validate_event(parse_json(text))
+    except InputFormatError as exc:
+        return (FieldError("", str(exc)),)
+    except EventValidationError as exc:
+        return exc.errors
+
+
+@given(
+    kind=st.sampled_from(sorted(FIELDS)),
+    changes=st.lists(st.tuples(st.integers(0, 7), field_values | st.just(_REMOVE)), max_size=3),
+    ascii_only=st.booleans(),
+)
+def test_decoding_in_one_pass_agrees_with_parse_json_and_validate_event(
+    kind: str, changes: list[tuple[int, Any]], ascii_only: bool, raw_event_factory: RawFactory
+) -> None:
+    data = json.loads(json.dumps(raw_event_factory(kind)))
+    fields = FIELDS[kind]
+    for index, value in changes:
+        _set(data, fields[index % len(fields)], value)
+    text = json.dumps(data, ensure_ascii=ascii_only)
+    for number in NUMBER_TEXTS:
+        text = text.replace(f'"<{number}>"', number)
+    raw = text.encode("utf-8", "surrogatepass")  # a lone surrogate makes bytes that are not UTF-8
+
+    try:
+        decoded: Event | tuple[FieldError, ...] = decode_event(raw)
+    except EventValidationError as exc:
+        decoded = exc.errors
+    records = list(split_records(f"{text}\n{text}"))
+
+    # repr tells 5 from 5.0: the same event, field for field and type for type.
+    assert repr(decoded) == repr(_slowly(raw))
+    for record in records:
+        assert repr(record.event if record.event is not None else record.errors) == repr(_slowly(text))

@@ -3,23 +3,28 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Callable
 from typing import Any
 
 import pytest
 from aiokafka.errors import KafkaConnectionError, MessageSizeTooLargeError, OutOfOrderSequenceNumber
+from hypothesis import given
+from hypothesis import strategies as st
 
+from tracker.core.decode import decode_event
 from tracker.core.events import Event
 from tracker.core.routing import Router
 from tracker.errors import PublishError
 from tracker.kafka import publisher as publisher_module
-from tracker.kafka.publisher import Publisher, Receipt
+from tracker.kafka.publisher import Publisher, Receipt, encode_event
 from tracker.settings import Settings
 
 pytestmark = pytest.mark.unit
 
 ACK = "ack"
 HANG = "hang"  # never acknowledged: the broker went away
+FULL = "full"  # no room in the producer's buffer: send itself waits
 
 
 class Metadata:
@@ -42,6 +47,8 @@ class StandInProducer:
         outcome = self.outcome(number)
         if isinstance(outcome, KafkaConnectionError):
             raise outcome  # refused before it is even queued
+        if outcome == FULL:
+            await asyncio.sleep(3600)
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         if isinstance(outcome, Exception):
             future.set_exception(outcome)
@@ -102,6 +109,23 @@ def test_an_unreachable_broker_fails_every_record_within_about_one_deadline(
     assert all(str(error).startswith(event.event_id) for event, error in zip(events[5:], failed, strict=True))
 
 
+def test_waiting_for_room_in_the_producer_buffer_counts_against_the_deadline(
+    events: list[Event], router: Router, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(publisher_module, "ACK_DEADLINE_SECONDS", 0.2)
+    producer = StandInProducer(lambda n: ACK if n < 3 else FULL)
+    loop = asyncio.new_event_loop()
+
+    started = loop.time()
+    receipts = publish(producer, router, events)
+    elapsed = loop.time() - started
+
+    assert elapsed < 1.5, elapsed
+    assert all(isinstance(receipt, Receipt) for receipt in receipts[:3])
+    assert [getattr(receipt, "code", None) for receipt in receipts[3:5]] == ["Timeout", "NotSent"]
+    assert len(receipts) == len(events) and producer.sent == 4
+
+
 def test_a_record_the_broker_refuses_does_not_stop_the_others(events: list[Event], router: Router) -> None:
     producer = StandInProducer(lambda n: MessageSizeTooLargeError() if n == 1 else ACK)
 
@@ -145,3 +169,35 @@ def test_a_producer_out_of_step_with_the_broker_is_replaced_before_the_next_publ
     assert [getattr(receipt, "code", None) for receipt in first] == ["OutOfOrderSequenceNumber"] * 2
     assert all(isinstance(receipt, Receipt) for receipt in second)
     assert len(replacements) == 1 and replacements[0].sent == 2
+
+
+# --- the record value -----------------------------------------------------------------------
+
+amounts = st.floats(min_value=0, max_value=4e17) | st.floats(min_value=0, max_value=1e-3) | st.integers(0, 4 * 10**17)
+texts = st.text(st.characters(exclude_categories=("Cs",)), min_size=1, max_size=40)
+
+
+@given(
+    value=amounts,
+    low=amounts,
+    name=texts,
+    quote=st.none() | texts,
+    given_id=st.none() | st.from_regex(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,20}", fullmatch=True),
+)
+def test_the_record_value_is_compact_json_with_the_id_first_and_no_nulls(
+    value: float, low: float, name: str, quote: str | None, given_id: str | None, event_factory: Callable[..., Event]
+) -> None:
+    usage = event_factory("usage.reported", id=given_id, value={"value": value, "unit": "tokens"})
+    chips = event_factory(
+        "chip_delivery.reported",
+        id=given_id,
+        source={"name": name, "quote": quote},
+        units={"low": low, "high": low + value, "unit": "units"},
+    )
+
+    for event in (usage, chips):
+        written = encode_event(event)
+        expected = {"id": event.event_id, **event.model_dump(mode="json", exclude_none=True)}
+        assert json.loads(written) == expected
+        assert next(iter(json.loads(written))) == "id"
+        assert decode_event(written) == event.model_copy(update={"id": event.event_id})

@@ -69,12 +69,11 @@ class Receipt:
 
 
 def encode_event(event: Event) -> bytes:
-    """Return the record value: the event as compact JSON, its id filled in."""
-    data: dict[str, Any] = {
-        "id": event.event_id,
-        **event.model_dump(mode="json", exclude_none=True),
-    }
-    return json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode()
+    """Return the record value: the event as compact JSON (UTF-8 as is), its id first, no nulls."""
+    text = event.model_dump_json(exclude_none=True)  # ``id`` is the model's first field
+    if event.id is None:  # put the derived id where a given one would be
+        text = '{"id":' + json.dumps(event.event_id) + "," + text[1:]
+    return text.encode()
 
 
 def record_key(router: Router, event: Event) -> str:
@@ -151,25 +150,19 @@ class Publisher:
         """
         if self._stale:
             await self._renew()
-        outcomes: list[Receipt | PublishError | None] = [None] * len(events)
-        window = asyncio.Semaphore(IN_FLIGHT)
+        outcomes: list[Receipt | PublishError] = []
         broker_away: PublishError | None = None
-
-        async def send(index: int, event: Event) -> None:
-            nonlocal broker_away
-            async with window:  # FIFO: records reach the producer in input order
-                if broker_away is not None:
-                    outcomes[index] = PublishError(
-                        f"{event.event_id}: not sent, an earlier record failed: {broker_away}", code="NotSent"
-                    )
-                    return
-                outcome = await self._send(event)
-                if isinstance(outcome, PublishError) and outcome.code in UNREACHABLE and broker_away is None:
-                    broker_away = outcome
-                outcomes[index] = outcome
-
-        await asyncio.gather(*(send(index, event) for index, event in enumerate(events)))
-        return [outcome for outcome in outcomes if outcome is not None]
+        # Windows of IN_FLIGHT records: a window is handed to the producer, then awaited as a
+        # whole under one deadline, so no record waits for room or an answer past its deadline.
+        for start in range(0, len(events), IN_FLIGHT):
+            window = events[start : start + IN_FLIGHT]
+            if broker_away is None:
+                answered = await self._send_window(window)
+                broker_away = next((o for o in answered if isinstance(o, PublishError) and o.code in UNREACHABLE), None)
+                outcomes.extend(answered)
+            else:
+                outcomes.extend(_not_sent(event, broker_away) for event in window)
+        return outcomes
 
     async def _renew(self) -> None:
         """Replace a producer whose idempotence state the broker refuses (a new producer id)."""
@@ -180,33 +173,81 @@ class Publisher:
             await self.start()
             self._stale = False
 
-    async def _send(self, event: Event) -> Receipt | PublishError:
+    async def _send_window(self, events: Sequence[Event]) -> list[Receipt | PublishError]:
+        """Hand ``events`` to the producer in order, then await their acknowledgements."""
         assert self._producer is not None, "Publisher.start() was not called"
-        producer = self._producer
-        value = encode_event(event)
+        producer, topic = self._producer, self.settings.events_topic
+        loop = asyncio.get_running_loop()
+        # One deadline covers both steps: waiting for room in the producer's buffer (which
+        # fills while the broker is away) and the acknowledgement (retried until it returns).
+        deadline = loop.time() + ACK_DEADLINE_SECONDS
+        answers: list[asyncio.Future[Any] | PublishError] = []
+        try:
+            async with asyncio.timeout_at(deadline):
+                for event in events:
+                    try:
+                        answers.append(await producer.send(topic, encode_event(event), key=self._key(event)))
+                    except KafkaError as exc:
+                        failure = self._failed(event, exc)
+                        answers.append(failure)
+                        if failure.code in UNREACHABLE:
+                            break
+        except TimeoutError:
+            answers.append(_timed_out(events[len(answers)]))
+        # asyncio.wait, unlike wait_for, leaves the producer's futures alone when the deadline passes.
+        pending = [answer for answer in answers if isinstance(answer, asyncio.Future) and not answer.done()]
+        if pending:
+            await asyncio.wait(pending, timeout=max(0.0, deadline - loop.time()))
+        outcomes = [self._outcome(event, answer) for event, answer in zip(events, answers, strict=False)]
+        if len(outcomes) < len(events):
+            cause = outcomes[-1]  # the record that found the broker away stopped the sending
+            assert isinstance(cause, PublishError)
+            outcomes.extend(_not_sent(event, cause) for event in events[len(outcomes) :])
+        return outcomes
+
+    def _key(self, event: Event) -> bytes:
         # A retraction does not know its target's partition: it is written once, and the
         # worker that folds it copies it to every partition (an all-or-nothing write here).
         series = series_of(event)
-        key = event.event_id if series is None else self.router.fold_key(series.subject)
+        return (event.event_id if series is None else self.router.fold_key(series.subject)).encode()
 
-        async def enqueue_and_ack() -> Any:
-            future = await producer.send(self.settings.events_topic, value, key=key.encode())
-            return await future
-
-        try:
-            # One deadline covers both steps: waiting for room in the producer's buffer (which
-            # fills while the broker is away) and the acknowledgement (retried until it returns).
-            metadata = await asyncio.wait_for(enqueue_and_ack(), timeout=ACK_DEADLINE_SECONDS)
-        except TimeoutError:
+    def _outcome(self, event: Event, answer: asyncio.Future[Any] | PublishError) -> Receipt | PublishError:
+        if isinstance(answer, PublishError):
+            return answer
+        if not answer.done():
+            answer.add_done_callback(_retrieve)  # answered later, to nobody: no "never retrieved" warning
+            return _timed_out(event)
+        if answer.cancelled():
             return PublishError(
-                f"{event.event_id}: not acknowledged within {ACK_DEADLINE_SECONDS:.0f} s; it may still be written "
-                "(publishing it again is harmless: same id)",
-                code="Timeout",
+                f"{event.event_id}: not acknowledged: cancelled; it may still be written", code="Cancelled"
             )
-        except KafkaError as exc:
-            if isinstance(exc, PRODUCER_STATE_ERRORS):
-                self._stale = True
-            # The producer's own request timeout is the broker being away too.
-            code = "Unreachable" if exc.retriable or isinstance(exc, KafkaTimeoutError) else type(exc).__name__
-            return PublishError(f"{event.event_id}: not acknowledged: {exc}", code=code)
+        exc = answer.exception()
+        if exc is not None:
+            return self._failed(event, exc)
+        metadata = answer.result()
         return Receipt(event.event_id, ((metadata.partition, metadata.offset),))
+
+    def _failed(self, event: Event, exc: BaseException) -> PublishError:
+        if isinstance(exc, PRODUCER_STATE_ERRORS):
+            self._stale = True
+        # The producer's own request timeout is the broker being away too.
+        unreachable = isinstance(exc, KafkaTimeoutError) or (isinstance(exc, KafkaError) and exc.retriable)
+        code = "Unreachable" if unreachable else type(exc).__name__
+        return PublishError(f"{event.event_id}: not acknowledged: {exc}", code=code)
+
+
+def _timed_out(event: Event) -> PublishError:
+    return PublishError(
+        f"{event.event_id}: not acknowledged within {ACK_DEADLINE_SECONDS:.0f} s; it may still be written "
+        "(publishing it again is harmless: same id)",
+        code="Timeout",
+    )
+
+
+def _not_sent(event: Event, cause: PublishError) -> PublishError:
+    return PublishError(f"{event.event_id}: not sent, an earlier record failed: {cause}", code="NotSent")
+
+
+def _retrieve(future: asyncio.Future[Any]) -> None:
+    if not future.cancelled():
+        future.exception()

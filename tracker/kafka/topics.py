@@ -27,10 +27,25 @@ async def _described(admin: AIOKafkaAdminClient, names: list[str]) -> list[dict[
     return described
 
 
-def _configs(compacted: bool) -> dict[str, str]:
+#: A table changelog rolls its segment at this size or age, so the log cleaner can compact
+#: all but the last minute of writes: a worker restarting with empty state then reads about
+#: one record per table key instead of one per write. (Kafka never compacts the active
+#: segment, which is 1 GB or 7 days by default.)
+CHANGELOG_SEGMENT_BYTES = 16 * 1024 * 1024
+CHANGELOG_SEGMENT_MS = 60_000
+
+
+def _configs(name: str, settings: Settings) -> dict[str, str]:
     # The events topic is the log of record and alert transitions its audit trail:
-    # nothing is ever deleted. Registries keep the latest value per key.
-    if compacted:
+    # nothing is ever deleted. Registries and changelogs keep the latest value per key.
+    if name in settings.changelog_topics:
+        return {
+            "cleanup.policy": "compact",
+            "segment.bytes": str(CHANGELOG_SEGMENT_BYTES),
+            "segment.ms": str(CHANGELOG_SEGMENT_MS),
+            "min.cleanable.dirty.ratio": "0.2",
+        }
+    if name in (settings.subscriptions_topic, settings.deliveries_topic):
         return {"cleanup.policy": "compact"}
     return {"retention.ms": "-1"}
 
@@ -49,12 +64,11 @@ async def ensure_topics(settings: Settings) -> None:
     # Faust at start-up: a producer learns of topics that exist when it starts, and a
     # table write to a changelog its producer does not know fails inside aiokafka.
     wanted.update(dict.fromkeys(settings.changelog_topics, settings.partitions))
-    compacted = {settings.subscriptions_topic, settings.deliveries_topic, *settings.changelog_topics}
     admin = AIOKafkaAdminClient(**client_options(settings), request_timeout_ms=15000)
     try:
         await admin.start()
         new = [
-            NewTopic(name, count, settings.replication_factor, topic_configs=_configs(name in compacted))
+            NewTopic(name, count, settings.replication_factor, topic_configs=_configs(name, settings))
             for name, count in wanted.items()
         ]
         for topic in new:

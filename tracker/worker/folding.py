@@ -13,6 +13,7 @@ from __future__ import annotations
 import functools
 import json
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -89,6 +90,7 @@ class BatchFolder:
         self.records = 0
         self._applied = 0
         self._touched: dict[str, list[Provenance]] = {}
+        self._types: Counter[str] = Counter()
         self.index = index
 
     async def fold(self, records: Sequence[Incoming]) -> None:
@@ -96,6 +98,7 @@ class BatchFolder:
         batches: dict[int, FoldBatch] = {}
         self._touched = {}
         self._applied = 0
+        self._types = Counter()
         for record in records:
             batch = batches.get(record.partition)
             if batch is None:
@@ -125,6 +128,8 @@ class BatchFolder:
         self.records += len(records)
         self.metrics.batch_size.observe(len(records))
         self.folded += self._applied
+        for kind, count in self._types.items():  # one labelled increment per type per batch
+            self.metrics.events.labels(type=kind).inc(count)
         now = self.clock()
         for record in records:
             if record.timestamp is not None:
@@ -159,7 +164,7 @@ class BatchFolder:
                 trail = self._touched.setdefault(key.partition("/")[0], [])
                 if provenance not in trail:
                     trail.append(provenance)
-        self.metrics.events.labels(type=event.type).inc()
+        self._types[event.type] += 1
         if outcome is Outcome.DUPLICATE:
             self.metrics.duplicates.inc()
         elif outcome is Outcome.ID_CONFLICT:
