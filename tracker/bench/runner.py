@@ -393,9 +393,9 @@ def run_bench(base: Settings, options: BenchOptions, out: Path | None) -> Report
             figures[f"latency p50 at {options.latency_rate:.0f}/s (ms)"] = _percentile(latencies, 0.5) * 1000
             figures[f"latency p99 at {options.latency_rate:.0f}/s (ms)"] = _percentile(latencies, 0.99) * 1000
             figures["latency probes"] = len(latencies)
-        # What a restarted worker must serve again, after the HTTP and latency stages added theirs.
-        series_keys = _progress(worker)["series_keys"]
-        signal_count = _signal_count(worker)
+            # What a restarted worker must serve again, after the HTTP and latency stages added theirs.
+            series_keys = _progress(worker)["series_keys"]
+            signal_count = _signal_count(worker)
     finally:
         worker.stop()
 
