@@ -39,7 +39,7 @@ test: venv
 	bash deploy/prometheus/install.sh
 	$(BIN)/python -m pytest -q
 
-# Fault injection (docs/reliability.md): minutes long, and some still fail on known bugs.
+# Only the fault-injection and hostile-input tests (docs/reliability.md); make test runs them too.
 test-faults: venv
 	$(BIN)/python -m pytest -q -m faults
 

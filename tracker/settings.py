@@ -41,6 +41,10 @@ class Settings(BaseSettings):
     max_body_bytes: Annotated[int, Field(ge=1024)] = 16 * 1024 * 1024
     batch_size: Annotated[int, Field(ge=1, le=100_000)] = 2000
     batch_within_seconds: Annotated[float, Field(gt=0, le=10)] = 0.05
+    # Kafka's group protocol bounds it (group.min/max.session.timeout.ms: 6 s to 30 min by default).
+    session_timeout_seconds: Annotated[float, Field(ge=6, le=1800)] = Field(
+        20.0, description="how long the group waits for a silent worker before its partitions move"
+    )
     log_level: str = "warning"
     worker_url: str | None = Field(None, description="base URL of a worker for CLI subscription commands")
     rules_path: Path | None = Field(None, description="alert rules YAML; unset = deploy/rules/default.yaml")

@@ -362,12 +362,10 @@ def test_failed_deliveries_are_retried_until_the_receiver_accepts(settings_facto
 
 
 def test_a_crash_between_transition_and_delivery_loses_no_notification(
-    settings_factory, start_worker, receiver_factory, monkeypatch
+    settings_factory, start_worker, receiver_factory
 ):
-    # Faust's documented BROKER_SESSION_TIMEOUT (default 60 s): how long the group waits
-    # for the killed member before the restarted worker gets its partitions.
-    monkeypatch.setenv("BROKER_SESSION_TIMEOUT", "10")
-    settings = settings_factory()
+    # How long the group waits for the killed member before the restarted worker gets its partitions.
+    settings = settings_factory(session_timeout_seconds=10)
     worker = start_worker(settings)
     receiver = receiver_factory(up=False)
     subscription_id = subscribe(settings, receiver, "--max-attempts", "50")

@@ -4,8 +4,9 @@ At every stable point the union of the two workers' market_* samples on
 /metrics must equal what the pure fold of the topic says a complete set of
 workers exports, and no series may be exported by both. The time the
 survivor needs to own every partition and export the complete set is
-measured with Faust's default consumer session timeout (60 s): that is what
-an operator gets out of the box.
+measured with the default consumer session timeout
+(TRACKER_SESSION_TIMEOUT_SECONDS, 20 s): that is what an operator gets out
+of the box.
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.faults]
 EVENTS = 5_000
 IN_FLIGHT = 1_000
 ENTITIES = 500
-# Faust's default session timeout is 60 s: the survivor must take over well within this.
+# The default session timeout is 20 s: the survivor must take over well within this.
 TAKEOVER_TIMEOUT = 120
 # 6,000 events fold in a few seconds; a stable point not reached within this is reported as not reached.
 SETTLE_TIMEOUT = 30
@@ -183,7 +184,7 @@ def test_the_survivor_takes_over_every_partition_and_no_series_is_exported_twice
             **back.figures(),
             "series_on_both_after_return": len(overlap),
             "series_missing_extra_or_different_after_return": count_differences(expected, merged),
-            "session_timeout_seconds": 60,
+            "session_timeout_seconds": Settings().session_timeout_seconds,
         },
     )
 

@@ -8,11 +8,10 @@ Once the fold's committed offsets reach the end of the topic, every signal
 (GET /v1/signals) and every alert state (GET /v1/alerts) must equal the pure
 fold of the whole log read back from the topic.
 
-Faust's consumer session timeout decides how long a restarted worker waits
-for the group to forget the killed one (60 s by default). Faust reads
-``BROKER_SESSION_TIMEOUT`` from the environment itself; this test sets it
-to 10 s to fit three kills in its time budget. The scale-out test measures
-the default.
+The consumer session timeout decides how long a restarted worker waits for
+the group to forget the killed one (TRACKER_SESSION_TIMEOUT_SECONDS, 20 s by
+default). This test sets it to 10 s to fit three kills in its time budget.
+The scale-out test measures the default.
 """
 
 from __future__ import annotations
@@ -121,14 +120,11 @@ def folding(worker: RunningWorker, publisher: StreamingPublisher) -> bool:
     return bool((health_or_none(worker.url) or {}).get("records"))
 
 
-def test_three_sigkills_while_events_stream_in_lose_nothing_and_count_nothing_twice(
-    settings_factory, worker_factory, monkeypatch
-):
-    monkeypatch.setenv("BROKER_SESSION_TIMEOUT", SESSION_TIMEOUT)
+def test_three_sigkills_while_events_stream_in_lose_nothing_and_count_nothing_twice(settings_factory, worker_factory):
     seed = random.randrange(1_000_000)
     rng = random.Random(seed)
     # Faust's info log says what its commits do: the evidence when they stall.
-    settings = settings_factory(log_level="info")
+    settings = settings_factory(log_level="info", session_timeout_seconds=float(SESSION_TIMEOUT))
     events = workload_events(seed)
     worker = worker_factory(settings)
     publisher = StreamingPublisher(settings, events)

@@ -14,10 +14,11 @@ import logging
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
 
+from tracker.errors import InfrastructureError
 from tracker.kafka.client_config import client_options
 from tracker.settings import Settings
 
-__all__ = ["LagProbe"]
+__all__ = ["LagProbe", "committed_offsets"]
 
 logger = logging.getLogger(__name__)
 
@@ -63,3 +64,19 @@ class LagProbe:
                 await self._task
         if self._consumer is not None:
             await self._consumer.stop()
+
+
+async def committed_offsets(settings: Settings, group_id: str) -> dict[int, int | None]:
+    """Return the offset ``group_id`` has committed on each events-topic partition (None: never committed)."""
+    # Never subscribes, so it never joins (or disturbs) the group.
+    consumer = AIOKafkaConsumer(**client_options(settings), group_id=group_id, enable_auto_commit=False)
+    try:
+        await consumer.start()
+        partitions = [TopicPartition(settings.events_topic, p) for p in range(settings.partitions)]
+        return {tp.partition: await consumer.committed(tp) for tp in partitions}
+    except KafkaError as exc:
+        raise InfrastructureError(
+            f"cannot read the offsets committed by {group_id}: {exc}", code=type(exc).__name__
+        ) from exc
+    finally:
+        await consumer.stop()

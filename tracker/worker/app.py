@@ -6,6 +6,7 @@ makes everything from a ``Settings`` object; nothing happens at import time.
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import json
 import logging
@@ -21,9 +22,10 @@ from prometheus_client import CollectorRegistry
 from tracker.core.routing import Router
 from tracker.core.rules import RuleSet
 from tracker.core.signals import Signal, derive_signals
+from tracker.errors import InfrastructureError
 from tracker.kafka.client_config import faust_credentials
 from tracker.kafka.committing import CommittingConsumer
-from tracker.kafka.lag import LagProbe
+from tracker.kafka.lag import LagProbe, committed_offsets
 from tracker.kafka.partitioning import partition_for, partitioner
 from tracker.kafka.publisher import Publisher
 from tracker.rules_file import build_router, load_rules
@@ -41,6 +43,13 @@ __all__ = ["Worker", "build_worker"]
 
 logger = logging.getLogger(__name__)
 
+#: How long the end of a rebalance waits for the fold's committed offsets (see _hold_streams_until_seeked).
+COMMITTED_LOOKUP_SECONDS = 10.0
+
+#: How long Faust's producer waits to fill a batch of changelog records, and its size.
+PRODUCER_LINGER_SECONDS = 0.01
+PRODUCER_MAX_BATCH_BYTES = 512 * 1024
+
 
 @dataclass
 class Worker:
@@ -53,7 +62,7 @@ class Worker:
     table: Any
     groups: Any
     registry: CollectorRegistry
-    progress: Callable[[], dict[str, int]]
+    progress: Callable[[], dict[str, int | bool]]
     index: TableIndex | None = None
 
     def owned_partitions(self) -> set[int]:
@@ -103,7 +112,16 @@ def build_worker(settings: Settings) -> Worker:
         topic_replication_factor=settings.replication_factor,
         producer_partitioner=partitioner,
         producer_acks=-1,
+        # A batch writes thousands of changelog records: let them share produce requests
+        # (Faust's default linger of 0 sends one small request each; measured in
+        # docs/performance.md).
+        producer_linger=PRODUCER_LINGER_SECONDS,
+        producer_max_batch_size=PRODUCER_MAX_BATCH_BYTES,
         consumer_auto_offset_reset="earliest",
+        # A worker that dies silently (SIGKILL, a lost host) keeps its partitions this long;
+        # heartbeats go out every third of it, from the consumer's own thread.
+        broker_session_timeout=settings.session_timeout_seconds,
+        broker_heartbeat_interval=min(3.0, settings.session_timeout_seconds / 3),
         processing_guarantee="at_least_once",
         # Table keys are text hashed by our partitioner; values are plain JSON.
         key_serializer="raw",
@@ -188,12 +206,40 @@ def build_worker(settings: Settings) -> Worker:
         alerting,
         reads=series_store,
     )
-    worker.progress = lambda: {"folded": folder.folded, "records": folder.records}
+    worker.progress = lambda: {
+        "folded": folder.folded,
+        "records": folder.records,
+        # Keys in the local series table (all partitions it holds), and whether Faust is
+        # still reading the changelogs: cheap to ask, unlike deriving every signal.
+        "series_keys": len(series_store),
+        "recovering": bool(app.tables.recovery.in_recovery),  # type: ignore[attr-defined]
+    }
 
     @app.on_partitions_assigned.connect  # type: ignore[arg-type]
     async def _forget_locations(sender: Any, assigned: Any, **kwargs: Any) -> None:
         # Partitions may have moved: the fact-id index is rebuilt lazily per partition.
         index.reset()
+
+    @app.on_rebalance_complete.connect  # type: ignore[arg-type]
+    async def _hold_streams_until_seeked(sender: Any, **kwargs: Any) -> None:
+        # Works around a Faust 0.15.3 race (docs/reliability.md, bug 6). At the end of recovery
+        # Faust resumes the stream partitions (faust/tables/recovery.py:649) before it seeks them
+        # to the committed offsets (:653-656). Records fetched in between are delivered, then the
+        # seek makes the drain loop take them for a gap (faust/transport/consumer.py:1208-1215):
+        # they enter the acked offsets twice, and each duplicate ends the consecutive run Faust
+        # commits (:1145), so commits crawl one offset per interval. This signal comes before
+        # the resume (recovery.py:628): stopping the flow here makes the drain loop drop what it
+        # holds, and Faust turns the flow back on after its seek (recovery.py:659-660).
+        # Only if every partition has a committed offset: aiokafka's seek_to_committed leaves a
+        # partition without one where it is (aiokafka/consumer/consumer.py:896-902), so what the
+        # drain loop dropped there would never be read again. See faust-streaming/faust#596.
+        try:
+            committed = await asyncio.wait_for(committed_offsets(settings, app.conf.id), COMMITTED_LOOKUP_SECONDS)
+        except (InfrastructureError, TimeoutError) as exc:
+            logger.warning("cannot read the fold's committed offsets; streams resume as Faust does: %s", exc)
+            return
+        if all(committed.values()):
+            app.consumer.stop_flow()
 
     async def fold(stream: Any) -> None:
         async for events in stream.take_events(settings.batch_size, within=settings.batch_within_seconds):
