@@ -7,13 +7,14 @@ import contextlib
 from typing import Any
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 
 from tracker.errors import InfrastructureError
 from tracker.kafka.client_config import client_options
 from tracker.settings import Settings
 
-__all__ = ["ensure_topics"]
+__all__ = ["MAX_TABLE_VALUE_BYTES", "ensure_topics"]
 
 
 async def _described(admin: AIOKafkaAdminClient, names: list[str]) -> list[dict[str, Any]]:
@@ -34,6 +35,10 @@ async def _described(admin: AIOKafkaAdminClient, names: list[str]) -> list[dict[
 CHANGELOG_SEGMENT_BYTES = 16 * 1024 * 1024
 CHANGELOG_SEGMENT_MS = 60_000
 
+#: Largest table value (one changelog record) the changelogs accept, above the broker's 1 MB
+#: default: every fact of a series, or every alert of a fold group, is one value.
+MAX_TABLE_VALUE_BYTES = 16 * 1024 * 1024
+
 
 def _configs(name: str, settings: Settings) -> dict[str, str]:
     # The events topic is the log of record and alert transitions its audit trail:
@@ -44,6 +49,7 @@ def _configs(name: str, settings: Settings) -> dict[str, str]:
             "segment.bytes": str(CHANGELOG_SEGMENT_BYTES),
             "segment.ms": str(CHANGELOG_SEGMENT_MS),
             "min.cleanable.dirty.ratio": "0.2",
+            "max.message.bytes": str(MAX_TABLE_VALUE_BYTES),
         }
     if name in (settings.subscriptions_topic, settings.deliveries_topic):
         return {"cleanup.policy": "compact"}
@@ -74,6 +80,17 @@ async def ensure_topics(settings: Settings) -> None:
         for topic in new:
             with contextlib.suppress(TopicAlreadyExistsError):
                 await admin.create_topics([topic])
+        # Changelogs created by an older version get today's settings (an existing topic
+        # keeps its configuration otherwise, and a larger table value would be refused).
+        responses = await admin.alter_configs(
+            [
+                ConfigResource(ConfigResourceType.TOPIC, name, configs=_configs(name, settings))
+                for name in settings.changelog_topics
+            ]
+        )
+        refused = [(name, message) for r in responses for code, message, _, name in r.resources if code]
+        if refused:
+            raise InfrastructureError(f"cannot configure the changelogs: {refused}", code="AlterConfigs")
         described = await _described(admin, list(wanted))
     except KafkaError as exc:
         raise InfrastructureError(

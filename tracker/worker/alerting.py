@@ -140,9 +140,12 @@ class Alerting:
         for fingerprint, alert in after.items():
             previous = (stored or {}).get("alerts", {}).get(fingerprint)
             if fingerprint in changed or previous is None:
+                # The records of this batch that caused the alert (all the batch's records of
+                # the group if none did): an entry per alert stays small however busy the group.
+                causes = [item for item in provenance if item.event_id in alert.cause_ids] or provenance
                 # fired_at and the firing key let reminders (repeat_interval) name themselves.
                 entry = {
-                    "provenance": [item.to_json() for item in provenance],
+                    "provenance": [item.to_json() for item in causes],
                     "fired_at": now,
                     "idempotency_key": fired.get(fingerprint),
                 }

@@ -28,6 +28,7 @@ from tracker.kafka.committing import CommittingConsumer
 from tracker.kafka.lag import LagProbe, committed_offsets
 from tracker.kafka.partitioning import partition_for, partitioner
 from tracker.kafka.publisher import Publisher
+from tracker.kafka.topics import MAX_TABLE_VALUE_BYTES
 from tracker.rules_file import build_router, load_rules
 from tracker.settings import Settings
 from tracker.worker.alerting import Alerting
@@ -117,6 +118,8 @@ def build_worker(settings: Settings) -> Worker:
         # docs/performance.md).
         producer_linger=PRODUCER_LINGER_SECONDS,
         producer_max_batch_size=PRODUCER_MAX_BATCH_BYTES,
+        # A table value is one record: a busy series or fold group can pass Kafka's 1 MB default.
+        producer_max_request_size=MAX_TABLE_VALUE_BYTES,
         consumer_auto_offset_reset="earliest",
         # A worker that dies silently (SIGKILL, a lost host) keeps its partitions this long;
         # heartbeats go out every third of it, from the consumer's own thread.
