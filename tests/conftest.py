@@ -29,12 +29,17 @@ def free_port() -> int:
 
 
 def free_port_pair() -> int:
-    """Return a port p such that p and p + 1 are both free (broker + controller)."""
+    """Return a port p such that p and p + 1 can both be bound now (broker + controller)."""
     for _ in range(100):
         port = free_port()
-        with socket.socket() as probe:
-            if probe.connect_ex(("127.0.0.1", port + 1)) != 0:
-                return port
+        # Binding, not connecting: a port nobody listens on may still be held (TIME_WAIT).
+        try:
+            with socket.socket() as broker, socket.socket() as controller:
+                broker.bind(("127.0.0.1", port))
+                controller.bind(("127.0.0.1", port + 1))
+        except OSError:
+            continue
+        return port
     raise RuntimeError("no free pair of ports")
 
 
@@ -45,10 +50,16 @@ def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     if external:
         yield external
         return
-    from tracker.kafka.broker import LocalBroker
+    from tracker.kafka.broker import BrokerError, LocalBroker
 
-    broker = LocalBroker(data_dir=tmp_path_factory.mktemp("kafka"), port=free_port_pair())
-    broker.start(timeout=180)
+    for attempt in range(3):  # a port taken between the check and the start: another pair
+        broker = LocalBroker(data_dir=tmp_path_factory.mktemp("kafka"), port=free_port_pair())
+        try:
+            broker.start(timeout=180)
+            break
+        except BrokerError:
+            if attempt == 2:
+                raise
     try:
         yield broker.bootstrap_servers
     finally:

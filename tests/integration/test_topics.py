@@ -9,6 +9,7 @@ import pytest
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
+from tracker.demo import wait_until
 from tracker.kafka.topics import MAX_TABLE_VALUE_BYTES, ensure_topics
 from tracker.settings import Settings
 
@@ -31,7 +32,9 @@ async def create_plain(settings: Settings, name: str) -> None:
     admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap)
     await admin.start()
     try:
-        await admin.create_topics([NewTopic(name, settings.partitions, 1, topic_configs={"cleanup.policy": "compact"})])
+        # Compacted, and one setting of the operator's own.
+        configs = {"cleanup.policy": "compact", "min.insync.replicas": "1", "retention.ms": "3600000"}
+        await admin.create_topics([NewTopic(name, settings.partitions, 1, topic_configs=configs)])
     finally:
         await admin.close()
 
@@ -46,7 +49,14 @@ def test_an_existing_changelog_gets_the_limits_a_large_table_value_needs(
 
     asyncio.run(ensure_topics(settings))
 
-    configs = asyncio.run(topic_configs(settings, changelog))
+    def configured() -> dict[str, str] | None:  # a config change reaches the broker's view shortly after
+        configs = asyncio.run(topic_configs(settings, changelog))
+        return configs if configs["max.message.bytes"] == str(MAX_TABLE_VALUE_BYTES) else None
+
+    configs = wait_until("the changelog's new settings", configured, 10)
     assert configs["max.message.bytes"] == str(MAX_TABLE_VALUE_BYTES)
     assert configs["cleanup.policy"] == "compact"
     assert int(configs["segment.bytes"]) < 1024**3
+    assert configs["retention.ms"] == "3600000"  # the operator's override is kept
+    asyncio.run(ensure_topics(settings))  # a second start changes nothing
+    assert asyncio.run(topic_configs(settings, changelog)) == configs

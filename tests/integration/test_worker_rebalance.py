@@ -17,6 +17,7 @@ from collections.abc import Callable
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.structs import OffsetAndMetadata
+from faust.types import TP
 
 from tracker.kafka.topics import ensure_topics
 from tracker.settings import Settings
@@ -47,6 +48,9 @@ def commit(settings: Settings, offsets: dict[int, int]) -> None:
 def flow_after_recovery(worker: Worker) -> bool:
     """Return whether the stream flow is on after Faust's recovery announces its end."""
     consumer = worker.app.consumer
+    events = worker.settings.events_topic
+    # The worker is never started: it is given every events partition, as a lone worker is.
+    consumer.assignment = lambda: {TP(events, p) for p in range(worker.settings.partitions)}
     consumer.resume_flow()  # as Faust leaves it once the changelogs are read
     asyncio.run(worker.app.on_rebalance_complete.send())
     return bool(consumer.flow_active)
@@ -58,6 +62,16 @@ def test_the_flow_waits_for_the_seek_when_every_partition_has_a_committed_offset
     settings = settings_factory()
     commit(settings, dict.fromkeys(range(settings.partitions), 5))
     worker = build_worker(settings)  # never started: only its wiring is exercised
+
+    flowing = flow_after_recovery(worker)
+
+    assert not flowing
+
+
+def test_an_offset_of_zero_counts_as_committed(settings_factory: Callable[..., Settings]) -> None:
+    settings = settings_factory()
+    commit(settings, dict.fromkeys(range(settings.partitions), 0))
+    worker = build_worker(settings)
 
     flowing = flow_after_recovery(worker)
 

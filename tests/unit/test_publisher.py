@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -94,11 +95,10 @@ def test_an_unreachable_broker_fails_every_record_within_about_one_deadline(
     monkeypatch.setattr(publisher_module, "ACK_DEADLINE_SECONDS", 0.2)
     monkeypatch.setattr(publisher_module, "IN_FLIGHT", 10)
     producer = StandInProducer(lambda n: ACK if n < 5 else HANG)
-    loop = asyncio.new_event_loop()
 
-    started = loop.time()
+    started = time.monotonic()
     receipts = publish(producer, router, events)
-    elapsed = loop.time() - started
+    elapsed = time.monotonic() - started
 
     assert elapsed < 1.5, elapsed  # one deadline for the window in flight, not one per record
     assert all(isinstance(receipt, Receipt) for receipt in receipts[:5])
@@ -114,11 +114,10 @@ def test_waiting_for_room_in_the_producer_buffer_counts_against_the_deadline(
 ) -> None:
     monkeypatch.setattr(publisher_module, "ACK_DEADLINE_SECONDS", 0.2)
     producer = StandInProducer(lambda n: ACK if n < 3 else FULL)
-    loop = asyncio.new_event_loop()
 
-    started = loop.time()
+    started = time.monotonic()
     receipts = publish(producer, router, events)
-    elapsed = loop.time() - started
+    elapsed = time.monotonic() - started
 
     assert elapsed < 1.5, elapsed
     assert all(isinstance(receipt, Receipt) for receipt in receipts[:3])
@@ -138,12 +137,12 @@ def test_a_record_the_broker_refuses_does_not_stop_the_others(events: list[Event
 def test_a_retriable_kafka_error_stops_the_records_not_yet_sent(
     events: list[Event], router: Router, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(publisher_module, "IN_FLIGHT", 1)  # records in the window are already on their way
     producer = StandInProducer(lambda n: KafkaConnectionError("no route to the broker"))
 
     receipts = publish(producer, router, events[:3])
 
     assert [getattr(receipt, "code", None) for receipt in receipts] == ["Unreachable", "NotSent", "NotSent"]
+    assert producer.sent == 1  # the rest of the window was never handed to the producer
 
 
 def test_a_producer_out_of_step_with_the_broker_is_replaced_before_the_next_publish(
@@ -153,11 +152,11 @@ def test_a_producer_out_of_step_with_the_broker_is_replaced_before_the_next_publ
     broken.stop = lambda: asyncio.sleep(0)  # type: ignore[attr-defined]
     replacements: list[StandInProducer] = []
 
-    async def start(self: Publisher) -> None:
+    async def connect(self: Publisher) -> StandInProducer:
         replacements.append(StandInProducer())
-        self._producer = replacements[-1]  # type: ignore[assignment]
+        return replacements[-1]
 
-    monkeypatch.setattr(Publisher, "start", start)
+    monkeypatch.setattr(Publisher, "_connect", connect)
     publisher = Publisher(Settings(), router)
     publisher._producer = broken  # type: ignore[assignment]
 
@@ -201,3 +200,23 @@ def test_the_record_value_is_compact_json_with_the_id_first_and_no_nulls(
         assert json.loads(written) == expected
         assert next(iter(json.loads(written))) == "id"
         assert decode_event(written) == event.model_copy(update={"id": event.event_id})
+
+
+def test_no_window_goes_to_a_producer_out_of_step_with_the_broker(
+    events: list[Event], router: Router, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(publisher_module, "IN_FLIGHT", 2)
+    producer = StandInProducer(lambda n: OutOfOrderSequenceNumber())
+
+    receipts = publish(producer, router, events[:6])
+
+    codes = [getattr(receipt, "code", None) for receipt in receipts]
+    assert codes == ["OutOfOrderSequenceNumber"] * 2 + ["NotSent"] * 4
+    assert producer.sent == 2
+
+
+def test_publishing_on_a_stopped_publisher_is_a_publish_error(events: list[Event], router: Router) -> None:
+    publisher = Publisher(Settings(), router)
+
+    with pytest.raises(PublishError, match="stopped"):
+        asyncio.run(publisher.publish(events[:2]))

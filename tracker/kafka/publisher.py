@@ -47,7 +47,7 @@ STOP_SECONDS = 1.0
 PRODUCER_STATE_ERRORS = (OutOfOrderSequenceNumber, UnknownProducerId, InvalidProducerEpoch)
 
 #: Error codes that mean the broker cannot be reached: later records are not sent.
-UNREACHABLE = frozenset({"Timeout", "Unreachable"})
+UNREACHABLE_CODES = frozenset({"Timeout", "Unreachable"})
 
 
 @dataclass(frozen=True)
@@ -105,6 +105,9 @@ class Publisher:
 
     async def start(self) -> None:
         """Connect to the cluster; raise PublishError when it cannot be reached."""
+        self._producer = await self._connect()
+
+    async def _connect(self) -> AIOKafkaProducer:
         # acks=all + idempotence: an acknowledged record is on every in-sync replica,
         # exactly once per producer session. linger batches records for throughput;
         # request_timeout bounds how long a caller waits while the broker is away.
@@ -127,7 +130,7 @@ class Publisher:
                 f"cannot reach Kafka at {self.settings.bootstrap}: {exc}", code=type(exc).__name__
             ) from exc
         self._partitions = len(partitions)
-        self._producer = producer
+        return producer
 
     async def stop(self) -> None:
         """Flush and disconnect; give up on the flush after STOP_SECONDS.
@@ -137,8 +140,7 @@ class Publisher:
         """
         if self._producer is not None:
             producer, self._producer = self._producer, None
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(producer.stop(), timeout=STOP_SECONDS)
+            await _close(producer)
 
     async def publish(self, events: Sequence[Event]) -> list[Receipt | PublishError]:
         """Send events, in order, a bounded window at a time; return a receipt or the error for each.
@@ -151,17 +153,19 @@ class Publisher:
         if self._stale:
             await self._renew()
         outcomes: list[Receipt | PublishError] = []
-        broker_away: PublishError | None = None
+        halted: PublishError | None = None
         # Windows of IN_FLIGHT records: a window is handed to the producer, then awaited as a
         # whole under one deadline, so no record waits for room or an answer past its deadline.
         for start in range(0, len(events), IN_FLIGHT):
             window = events[start : start + IN_FLIGHT]
-            if broker_away is None:
+            if halted is None:
                 answered = await self._send_window(window)
-                broker_away = next((o for o in answered if isinstance(o, PublishError) and o.code in UNREACHABLE), None)
+                errors = [outcome for outcome in answered if isinstance(outcome, PublishError)]
+                # The broker is away, or this producer is out of step with it: stop sending.
+                halted = next((e for e in errors if e.code in UNREACHABLE_CODES or self._stale), None)
                 outcomes.extend(answered)
             else:
-                outcomes.extend(_not_sent(event, broker_away) for event in window)
+                outcomes.extend(_not_sent(event, halted) for event in window)
         return outcomes
 
     async def _renew(self) -> None:
@@ -169,13 +173,16 @@ class Publisher:
         async with self._renewing:
             if not self._stale:
                 return  # another caller renewed it
-            await self.stop()
-            await self.start()
-            self._stale = False
+            # The new producer first: a publish running meanwhile keeps a working one.
+            fresh = await self._connect()
+            stale, self._producer, self._stale = self._producer, fresh, False
+            if stale is not None:
+                await _close(stale)
 
     async def _send_window(self, events: Sequence[Event]) -> list[Receipt | PublishError]:
         """Hand ``events`` to the producer in order, then await their acknowledgements."""
-        assert self._producer is not None, "Publisher.start() was not called"
+        if self._producer is None:
+            raise PublishError("the publisher is stopped", code="Stopped")
         producer, topic = self._producer, self.settings.events_topic
         loop = asyncio.get_running_loop()
         # One deadline covers both steps: waiting for room in the producer's buffer (which
@@ -190,7 +197,7 @@ class Publisher:
                     except KafkaError as exc:
                         failure = self._failed(event, exc)
                         answers.append(failure)
-                        if failure.code in UNREACHABLE:
+                        if failure.code in UNREACHABLE_CODES:
                             break
         except TimeoutError:
             answers.append(_timed_out(events[len(answers)]))
@@ -246,6 +253,15 @@ def _timed_out(event: Event) -> PublishError:
 
 def _not_sent(event: Event, cause: PublishError) -> PublishError:
     return PublishError(f"{event.event_id}: not sent, an earlier record failed: {cause}", code="NotSent")
+
+
+async def _close(producer: AIOKafkaProducer) -> None:
+    try:
+        await asyncio.wait_for(producer.stop(), timeout=STOP_SECONDS)
+    except TimeoutError:
+        # The flush was abandoned part way: close the connections it would have closed.
+        with contextlib.suppress(KafkaError, OSError):
+            await producer.client.close()
 
 
 def _retrieve(future: asyncio.Future[Any]) -> None:

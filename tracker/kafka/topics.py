@@ -56,6 +56,35 @@ def _configs(name: str, settings: Settings) -> dict[str, str]:
     return {"retention.ms": "-1"}
 
 
+#: describe_configs' config_source of a setting made on the topic itself.
+DYNAMIC_TOPIC_CONFIG = 1
+
+
+async def _configure_changelogs(admin: AIOKafkaAdminClient, settings: Settings) -> None:
+    """Give changelogs created by an older version today's settings, keeping other overrides."""
+    resources = [ConfigResource(ConfigResourceType.TOPIC, name) for name in settings.changelog_topics]
+    # A topic just created may be unknown to the broker that answers for a moment: ask again.
+    for _ in range(50):
+        described = await admin.describe_configs(resources)
+        if not any(code for response in described for code, *_ in response.resources):
+            break
+        await asyncio.sleep(0.2)
+    changes = []
+    for response in described:
+        for _code, _message, _kind, name, entries in response.resources:
+            overrides = {entry[0]: entry[1] for entry in entries if entry[3] == DYNAMIC_TOPIC_CONFIG}
+            wanted = _configs(name, settings)
+            if any(overrides.get(key) != value for key, value in wanted.items()):
+                # AlterConfigs replaces every override of the topic: keep the operator's.
+                changes.append(ConfigResource(ConfigResourceType.TOPIC, name, configs={**overrides, **wanted}))
+    if not changes:
+        return
+    responses = await admin.alter_configs(changes)
+    refused = [(name, message) for r in responses for code, message, _, name in r.resources if code]
+    if refused:
+        raise InfrastructureError(f"cannot configure the changelogs: {refused}", code="AlterConfigs")
+
+
 async def ensure_topics(settings: Settings) -> None:
     """Create every topic the tracker owns if missing; fail if a partition count differs."""
     wanted = {
@@ -80,17 +109,7 @@ async def ensure_topics(settings: Settings) -> None:
         for topic in new:
             with contextlib.suppress(TopicAlreadyExistsError):
                 await admin.create_topics([topic])
-        # Changelogs created by an older version get today's settings (an existing topic
-        # keeps its configuration otherwise, and a larger table value would be refused).
-        responses = await admin.alter_configs(
-            [
-                ConfigResource(ConfigResourceType.TOPIC, name, configs=_configs(name, settings))
-                for name in settings.changelog_topics
-            ]
-        )
-        refused = [(name, message) for r in responses for code, message, _, name in r.resources if code]
-        if refused:
-            raise InfrastructureError(f"cannot configure the changelogs: {refused}", code="AlterConfigs")
+        await _configure_changelogs(admin, settings)
         described = await _described(admin, list(wanted))
     except KafkaError as exc:
         raise InfrastructureError(

@@ -25,6 +25,9 @@ from tracker.worker.metrics import PipelineMetrics
 __all__ = ["Alerting", "Provenance", "group_key", "transition_document"]
 
 GROUP_SUFFIX = "/group"
+
+#: Records kept as an alert's provenance when none of its causes was in the batch that changed it.
+PROVENANCE_FALLBACK = 5
 Send = Callable[[bytes, bytes], Any]
 
 
@@ -140,9 +143,11 @@ class Alerting:
         for fingerprint, alert in after.items():
             previous = (stored or {}).get("alerts", {}).get(fingerprint)
             if fingerprint in changed or previous is None:
-                # The records of this batch that caused the alert (all the batch's records of
-                # the group if none did): an entry per alert stays small however busy the group.
-                causes = [item for item in provenance if item.event_id in alert.cause_ids] or provenance
+                # The records of this batch that caused the alert, or (when its causes came
+                # earlier) the first few of the group's records: an entry per alert stays small
+                # however busy the group is.
+                causes = [item for item in provenance if item.event_id in alert.cause_ids]
+                causes = causes or provenance[:PROVENANCE_FALLBACK]
                 # fired_at and the firing key let reminders (repeat_interval) name themselves.
                 entry = {
                     "provenance": [item.to_json() for item in causes],

@@ -122,7 +122,7 @@ def build_worker(settings: Settings) -> Worker:
         producer_max_request_size=MAX_TABLE_VALUE_BYTES,
         consumer_auto_offset_reset="earliest",
         # A worker that dies silently (SIGKILL, a lost host) keeps its partitions this long;
-        # heartbeats go out every third of it, from the consumer's own thread.
+        # heartbeats (from the consumer's own thread) go out at least three times within it.
         broker_session_timeout=settings.session_timeout_seconds,
         broker_heartbeat_interval=min(3.0, settings.session_timeout_seconds / 3),
         processing_guarantee="at_least_once",
@@ -224,24 +224,23 @@ def build_worker(settings: Settings) -> Worker:
         index.reset()
 
     @app.on_rebalance_complete.connect  # type: ignore[arg-type]
-    async def _hold_streams_until_seeked(sender: Any, **kwargs: Any) -> None:
-        # Works around a Faust 0.15.3 race (docs/reliability.md, bug 6). At the end of recovery
-        # Faust resumes the stream partitions (faust/tables/recovery.py:649) before it seeks them
-        # to the committed offsets (:653-656). Records fetched in between are delivered, then the
-        # seek makes the drain loop take them for a gap (faust/transport/consumer.py:1208-1215):
-        # they enter the acked offsets twice, and each duplicate ends the consecutive run Faust
-        # commits (:1145), so commits crawl one offset per interval. This signal comes before
-        # the resume (recovery.py:628): stopping the flow here makes the drain loop drop what it
-        # holds, and Faust turns the flow back on after its seek (recovery.py:659-660).
-        # Only if every partition has a committed offset: aiokafka's seek_to_committed leaves a
-        # partition without one where it is (aiokafka/consumer/consumer.py:896-902), so what the
-        # drain loop dropped there would never be read again. See faust-streaming/faust#596.
+    async def _pause_flow_until_seek(sender: Any, **kwargs: Any) -> None:
+        # Works around a Faust 0.15.3 race (docs/reliability.md, bug 6; faust-streaming/faust#596):
+        # after recovery Faust resumes the stream partitions before it seeks them to the committed
+        # offsets, and records fetched in between end up twice among the acked offsets, which
+        # stalls commits. This signal comes before that resume; with the flow stopped, the drain
+        # loop drops what it holds, and Faust turns the flow back on after its seek. Only when
+        # each of our partitions has a committed offset: the seek leaves the others where they
+        # are, so what was dropped there would never be read again.
+        ours = {tp.partition for tp in app.consumer.assignment() if tp.topic == settings.events_topic}
+        if not ours:
+            return
         try:
             committed = await asyncio.wait_for(committed_offsets(settings, app.conf.id), COMMITTED_LOOKUP_SECONDS)
         except (InfrastructureError, TimeoutError) as exc:
             logger.warning("cannot read the fold's committed offsets; streams resume as Faust does: %s", exc)
             return
-        if all(committed.values()):
+        if all(committed.get(partition) is not None for partition in ours):
             app.consumer.stop_flow()
 
     async def fold(stream: Any) -> None:
