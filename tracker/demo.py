@@ -25,9 +25,10 @@ from tracker.settings import Settings
 __all__ = ["http_json", "run_demo", "stop_demo", "wait_until"]
 
 
-def http_json(url: str, timeout: float = 5.0) -> Any:
-    """GET a URL and decode its JSON body."""
-    with urllib.request.urlopen(url, timeout=timeout) as response:
+def http_json(url: str, timeout: float = 5.0, token: str | None = None) -> Any:
+    """GET a URL (with a bearer token if given) and decode its JSON body."""
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    with urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=timeout) as response:
         return json.loads(response.read())
 
 
@@ -156,10 +157,12 @@ def run_demo(settings: Settings, events_path: Path) -> int:
         timeout=60,
     )
     print()
-    signals = http_json(f"{base}/v1/signals")["signals"]
+    # The CLI's token (TRACKER_API_TOKEN): reads may be closed to anonymous callers.
+    token = demo.api_token.get_secret_value() if demo.api_token is not None else None
+    signals = http_json(f"{base}/v1/signals", token=token)["signals"]
     _print_signals(sorted(signals, key=lambda s: (s["name"], sorted(s["labels"].items()))))
     print()
-    alerts = http_json(f"{base}/v1/alerts")["alerts"]
+    alerts = http_json(f"{base}/v1/alerts", token=token)["alerts"]
     print(f"active alerts ({len(alerts)}):")
     for alert in alerts:
         summary = alert["annotations"].get("summary", "")
