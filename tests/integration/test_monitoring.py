@@ -51,7 +51,7 @@ SEED_LINES = SEED.read_text().splitlines()
 # Rates need only one moving series (the second round adds no alert transition);
 # since-start totals must be positive in every series, with no stray zero beside them.
 MOVING = [
-    ("Records received per second, by topic", "A"),
+    ("Records read by the fold per second, by topic", "A"),
     ("Events folded per second, by type", "A"),
     ("Duplicates and re-routes per second", "A"),
     ("Rejected records per second, by reason", "A"),

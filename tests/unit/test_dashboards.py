@@ -147,7 +147,7 @@ def test_tracker_health_covers_ingest_rejects_latency_lag_and_notifications() ->
 
     for needle in (
         "rate(tracker_events_total",
-        "rate(faust_messages_received_per_topic_total",
+        "rate(tracker_records_read_total",
         "tracker_events_rejected_total",
         "histogram_quantile(0.99, sum by (le) (rate(tracker_processing_latency_seconds_bucket",
         "tracker_consumer_lag",

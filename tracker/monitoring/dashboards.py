@@ -343,14 +343,12 @@ def _workers() -> Section:
             _stat(
                 "Rebalances",
                 "Consumer-group rebalances per worker since it started.",
-                Query(f"sum by (instance) (faust_total_rebalances{{{WORKERS}}})", "{{instance}}"),
+                Query(f"sum by (instance) (tracker_rebalances_total{{{WORKERS}}})", "{{instance}}"),
             ),
             _timeseries(
-                "Records received per second, by topic",
-                "Every record the Faust consumers read: events, and alert transitions for notifications.",
-                Query(
-                    f"sum by (topic) (rate(faust_messages_received_per_topic_total{{{WORKERS}}}[{RATE}]))", "{{topic}}"
-                ),
+                "Records read by the fold per second, by topic",
+                "Events read by the fold, and changelog records read while it rebuilds its tables.",
+                Query(f"sum by (topic) (rate(tracker_records_read_total{{{WORKERS}}}[{RATE}]))", "{{topic}}"),
                 unit="ops",
             ),
         ],

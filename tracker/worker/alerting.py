@@ -96,6 +96,13 @@ class Alerting:
         self.send = send
         self.metrics = metrics
         self.clock = clock
+        # Groups evaluated whole under these rules since the partitions were assigned: a group
+        # with nothing firing or pending has no entry, yet needs only its changed parts re-evaluated.
+        self._evaluated: set[str] = set()
+
+    def reset(self) -> None:
+        """Forget which groups were evaluated (partitions were assigned)."""
+        self._evaluated.clear()
 
     async def update(self, touched: Mapping[str, list[Provenance]], new_keys: Mapping[str, set[str]]) -> None:
         """Re-evaluate each touched fold group; ``new_keys`` are the series keys the batch wrote."""
@@ -110,12 +117,15 @@ class Alerting:
             before = {fp: Alert.from_json(entry["alert"]) for fp, entry in (stored or {}).get("alerts", {}).items()}
             # Only the parts of the group this batch wrote are re-evaluated, unless the rules
             # changed since the stored evaluation (or nothing was stored: then all of it).
-            incremental = stored is not None and stored.get("rules_version") == self.rules.version
+            incremental = fold_key in self._evaluated or (
+                stored is not None and stored.get("rules_version") == self.rules.version
+            )
             changed = new_keys.get(fold_key, set()) if incremental else None
             after = evaluate(self.rules, self.router, state, changed, before) if self.rules.rules else {}
             changes = transitions(before, after)
             group_documents = [transition_document(transition, provenance, now) for transition in changes]
             documents.extend(group_documents)
+            self._evaluated.add(fold_key)
             value = self._entry(stored, after, group_documents, provenance, now)
             if value != stored and (stored is not None or value["alerts"]):
                 writes[key] = value

@@ -44,6 +44,8 @@ class PipelineMetrics:
     transitions: Counter
     notifications: Counter
     batch_size: Histogram
+    records_read: Counter
+    rebalances: Counter
 
     @classmethod
     def create(cls, registry: CollectorRegistry, rules: tuple[str, ...] = ()) -> PipelineMetrics:
@@ -78,6 +80,17 @@ class PipelineMetrics:
                 "tracker_fold_batch_records",
                 "Records per fold batch (one table write per changed key per batch).",
                 buckets=(1, 10, 50, 100, 250, 500, 1000, 2000, 5000, 10000),
+                registry=registry,
+            ),
+            records_read=Counter(
+                "tracker_records_read",
+                "Records the fold read, by topic: events, and changelog records while rebuilding its tables.",
+                ["topic"],
+                registry=registry,
+            ),
+            rebalances=Counter(
+                "tracker_rebalances",
+                "Partition assignments the fold received from its consumer group.",
                 registry=registry,
             ),
             notifications=Counter(

@@ -1,0 +1,83 @@
+"""Read a table's state back from its compacted changelog, and write a batch of table values to it.
+
+A changelog record is (key, latest value) on the partition of its key; the
+log cleaner keeps about one record per key. Reading a partition from its
+start to its end offset, the last value of each key wins.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+
+__all__ = ["end_offsets", "read_changelogs", "send_values"]
+
+#: Records asked for per fetch while recovering.
+RECOVERY_FETCH_RECORDS = 20_000
+
+
+async def end_offsets(reader: AIOKafkaConsumer, partitions: list[TopicPartition]) -> dict[TopicPartition, int]:
+    """Return the end offset of each changelog partition."""
+    if not partitions:
+        return {}
+    answer: dict[TopicPartition, int] = await reader.end_offsets(partitions)
+    return answer
+
+
+async def read_changelogs(
+    reader: AIOKafkaConsumer, ends: Mapping[TopicPartition, int]
+) -> tuple[dict[TopicPartition, dict[str, bytes]], dict[TopicPartition, int]]:
+    """Read each partition from its start up to ``ends``.
+
+    Returns the last value of each key per partition, and how many records each partition had.
+    """
+    values: dict[TopicPartition, dict[str, bytes]] = {tp: {} for tp in ends}
+    read = dict.fromkeys(ends, 0)
+    todo = {tp: end for tp, end in ends.items() if end > 0}
+    if not todo:
+        return values, read
+    reader.assign(list(todo))
+    await reader.seek_to_beginning(*todo)
+    while todo:
+        fetched = await reader.getmany(*todo, timeout_ms=1000, max_records=RECOVERY_FETCH_RECORDS)
+        for tp, records in fetched.items():
+            state = values[tp]
+            read[tp] += len(records)
+            for record in records:
+                if record.key is None:
+                    continue
+                if record.value is None:
+                    state.pop(record.key.decode(), None)
+                else:
+                    state[record.key.decode()] = record.value
+        for tp, end in list(todo.items()):
+            # Compaction leaves gaps in the offsets: ask the position, not the last offset seen.
+            if await reader.position(tp) >= end:
+                del todo[tp]
+    reader.unsubscribe()
+    return values, read
+
+
+async def send_values(
+    producer: AIOKafkaProducer, topic: str, partition: int, values: Mapping[str, bytes | None]
+) -> list[tuple[asyncio.Future[Any], int]]:
+    """Queue ``values`` for one changelog partition in as few batches as fit.
+
+    Returns each batch's future with its record count: once a future is done,
+    the partition's end offset is at least its offset plus the count.
+    """
+    sent: list[tuple[asyncio.Future[Any], int]] = []
+    batch = producer.create_batch()
+    for key, value in values.items():
+        encoded = key.encode()
+        if batch.append(key=encoded, value=value, timestamp=None) is None:
+            sent.append((await producer.send_batch(batch, topic, partition=partition), batch.record_count()))
+            batch = producer.create_batch()
+            # The first record of a batch always fits, however big.
+            batch.append(key=encoded, value=value, timestamp=None)
+    if batch.record_count():
+        sent.append((await producer.send_batch(batch, topic, partition=partition), batch.record_count()))
+    return sent

@@ -1,0 +1,94 @@
+"""A worker's table: the latest value of each key, held encoded, per partition, with its unsent writes.
+
+A value lives in memory as the JSON bytes its changelog record carries:
+about a third of the memory of the decoded value, and the bytes to send are
+ready when the fold writes a key. A read decodes (orjson: a few microseconds
+for a busy series). Keys belong to the partition ``partition_for`` gives, the
+same partition as the events they come from, so a partition's state can be
+loaded from its changelog partition or dropped when it moves to another worker.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, MutableMapping
+from typing import Any
+
+import orjson
+
+from tracker.kafka.partitioning import partition_for
+
+__all__ = ["StateTable"]
+
+
+class StateTable(MutableMapping[str, Any]):
+    """Encoded values per partition; every write is also kept until ``take_writes``."""
+
+    def __init__(self, name: str, partitions: int) -> None:
+        self.name = name
+        self.partitions = partitions
+        self._data: dict[int, dict[str, bytes]] = {}
+        # None: the key was deleted (a tombstone in the changelog).
+        self._writes: dict[int, dict[str, bytes | None]] = {}
+
+    def partition_of(self, key: str) -> int:
+        """Return the partition of a key."""
+        return partition_for(key, self.partitions)
+
+    def raw(self, key: str) -> bytes | None:
+        """Return the encoded value of ``key``, or None."""
+        return self._data.get(self.partition_of(key), {}).get(key)
+
+    def __getitem__(self, key: str) -> Any:
+        raw = self.raw(key)
+        if raw is None:
+            raise KeyError(key)
+        return orjson.loads(raw)
+
+    def __contains__(self, key: object) -> bool:
+        return isinstance(key, str) and self.raw(key) is not None
+
+    def __iter__(self) -> Iterator[str]:
+        for values in list(self._data.values()):
+            yield from list(values)
+
+    def __len__(self) -> int:
+        return sum(len(values) for values in self._data.values())
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        partition = self.partition_of(key)
+        raw = orjson.dumps(value)
+        self._data.setdefault(partition, {})[key] = raw
+        self._writes.setdefault(partition, {})[key] = raw
+
+    def __delitem__(self, key: str) -> None:
+        partition = self.partition_of(key)
+        del self._data.get(partition, {})[key]
+        self._writes.setdefault(partition, {})[key] = None
+
+    def partition_items(self, partition: int) -> Iterator[tuple[str, Any]]:
+        """Yield the decoded (key, value) pairs of one partition."""
+        for key, raw in list(self._data.get(partition, {}).items()):
+            yield key, orjson.loads(raw)
+
+    def owned(self, partitions: set[int]) -> dict[str, Any]:
+        """Return the decoded entries of the given partitions."""
+        return {key: value for partition in sorted(partitions) for key, value in self.partition_items(partition)}
+
+    def take_writes(self) -> dict[int, dict[str, bytes | None]]:
+        """Return the writes made since the last call, per partition, and forget them."""
+        writes, self._writes = self._writes, {}
+        return writes
+
+    def load(self, partition: int, values: dict[str, bytes]) -> None:
+        """Replace a partition's state (read back from its changelog)."""
+        self._data[partition] = values
+        self._writes.pop(partition, None)
+
+    def drop(self, partition: int) -> None:
+        """Forget a partition (it moved to another worker)."""
+        self._data.pop(partition, None)
+        self._writes.pop(partition, None)
+
+    def held(self) -> set[int]:
+        """Return the partitions whose state is in memory."""
+        return set(self._data)
