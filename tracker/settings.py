@@ -39,7 +39,7 @@ class Settings(BaseSettings):
     replication_factor: Annotated[int, Field(ge=1, le=10)] = 1
     peers: str = DEFAULT_PEERS
     max_body_bytes: Annotated[int, Field(ge=1024)] = 16 * 1024 * 1024
-    batch_size: Annotated[int, Field(ge=1, le=100_000)] = 2000
+    batch_size: Annotated[int, Field(ge=1, le=100_000)] = 20_000
     batch_within_seconds: Annotated[float, Field(gt=0, le=10)] = 0.05
     # Kafka's group protocol bounds it (group.min/max.session.timeout.ms: 6 s to 30 min by default).
     session_timeout_seconds: Annotated[float, Field(ge=6, le=1800)] = Field(

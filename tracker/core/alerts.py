@@ -137,6 +137,16 @@ def _dated_facts(group: Mapping[str, SeriesValue]) -> list[tuple[PartialDate, st
     return facts
 
 
+def _kinds_read(rule: Rule) -> frozenset[str]:
+    """Return the kinds of series a rule reads."""
+    condition = rule.condition
+    if isinstance(condition, EventCondition):
+        return frozenset({_KIND_OF_TYPE[condition.type]})
+    if isinstance(condition, PeerCondition):
+        return frozenset({"investment" if condition.metric == INVESTMENT_METRIC else "usage"})
+    return frozenset(SIGNAL_KINDS[_selector(rule)[0]])
+
+
 def _units(rule: Rule, series: Mapping[str, SeriesId]) -> dict[str, tuple[str, ...]]:
     """Split a group (series by key) into the parts a rule reads: a series, a peer pair, a subject."""
     condition = rule.condition
@@ -268,13 +278,20 @@ def evaluate(
     same rules), parts of the group that read none of them keep their previous
     alerts: the result is the same as a full evaluation, only cheaper.
     """
-    group = {key: value for key, value in group.items() if not key.startswith("#")}
+    # Values are read only for the parts evaluated: ``group`` may decode them on demand.
+    series = {key: split_table_key(key)[1] for key in group if not key.startswith("#")}
     kept: dict[str, list[Alert]] = {}
+    kept_by_rule: dict[str, list[Alert]] = {}
     for alert in (previous or {}).values():
         kept.setdefault(alert.unit, []).append(alert)
+        kept_by_rule.setdefault(alert.rule, []).append(alert)
+    incremental = changed is not None and previous is not None
+    changed_kinds = {series[key].kind for key in changed or () if key in series}
     alerts: list[Alert] = []
-    series = {key: split_table_key(key)[1] for key in group}
     for rule in rules.rules:
+        if incremental and changed_kinds.isdisjoint(_kinds_read(rule)):
+            alerts.extend(kept_by_rule.get(rule.name, []))
+            continue
         for part, keys in _units(rule, series).items():
             unit = f"{rule.name}|{part}"
             if changed is not None and previous is not None and changed.isdisjoint(keys):

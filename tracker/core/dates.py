@@ -94,6 +94,11 @@ class PartialDate:
 
     def sort_key(self) -> tuple[float, int]:
         """Return a key ordering dates by event time; on a tie the more precise date counts as later."""
+        return self._order
+
+    @functools.cached_property
+    def _order(self) -> tuple[float, int]:
+        # Parsed dates are shared (see _parse) and sorted again and again by rule evaluation.
         return (self.month_index, int(self.precision))
 
     def __str__(self) -> str:

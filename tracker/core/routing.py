@@ -9,6 +9,7 @@ component of the configured peer pairs, named by its smallest slug.
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 
@@ -127,7 +128,9 @@ class Router:
         return f"{self.fold_key(series.subject)}/{series.encode()}"
 
 
+@functools.lru_cache(maxsize=1 << 16)
 def split_table_key(key: str) -> tuple[str, SeriesId]:
     """Split a table key into its fold key and its series."""
+    # Rule evaluation splits the keys of every group it reads, batch after batch.
     fold_key, _, series = key.partition("/")
     return fold_key, SeriesId.decode(series)

@@ -8,12 +8,12 @@ start to its end offset, the last value of each key wins.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
-__all__ = ["end_offsets", "read_changelogs", "send_values"]
+__all__ = ["end_offsets", "read_changelogs", "send_records", "send_values"]
 
 #: Records asked for per fetch while recovering.
 RECOVERY_FETCH_RECORDS = 20_000
@@ -69,10 +69,16 @@ async def send_values(
     Returns each batch's future with its record count: once a future is done,
     the partition's end offset is at least its offset plus the count.
     """
+    return await send_records(producer, topic, partition, [(key.encode(), value) for key, value in values.items()])
+
+
+async def send_records(
+    producer: AIOKafkaProducer, topic: str, partition: int, records: Sequence[tuple[bytes, bytes | None]]
+) -> list[tuple[asyncio.Future[Any], int]]:
+    """Queue keyed records for one partition in as few batches as fit (see ``send_values``)."""
     sent: list[tuple[asyncio.Future[Any], int]] = []
     batch = producer.create_batch()
-    for key, value in values.items():
-        encoded = key.encode()
+    for encoded, value in records:
         if batch.append(key=encoded, value=value, timestamp=None) is None:
             sent.append((await producer.send_batch(batch, topic, partition=partition), batch.record_count()))
             batch = producer.create_batch()

@@ -8,11 +8,10 @@ key) and never loses it.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import json
 import time
-from collections.abc import Callable, Iterable, Mapping, MutableMapping
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, MutableMapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,7 +27,8 @@ GROUP_SUFFIX = "/group"
 
 #: Records kept as an alert's provenance when none of its causes was in the batch that changed it.
 PROVENANCE_FALLBACK = 5
-Send = Callable[[bytes, bytes], Any]
+#: Send (key, value) records to the alerts topic and wait for the broker's acknowledgement.
+Send = Callable[[list[tuple[bytes, bytes]]], Awaitable[None]]
 
 
 def group_key(fold_key: str) -> str:
@@ -112,8 +112,7 @@ class Alerting:
         for fold_key, provenance in touched.items():
             key = group_key(fold_key)
             stored = self.groups.get(key)
-            found = ((name, self.series.get(name)) for name in self.members(fold_key))
-            state = {name: value for name, value in found if value is not None}
+            state = _Members(self.series, self.members(fold_key))
             before = {fp: Alert.from_json(entry["alert"]) for fp, entry in (stored or {}).get("alerts", {}).items()}
             # Only the parts of the group this batch wrote are re-evaluated, unless the rules
             # changed since the stored evaluation (or nothing was stored: then all of it).
@@ -131,9 +130,8 @@ class Alerting:
                 writes[key] = value
         # Sent together and acknowledged before any group entry is written: a crash in
         # between re-sends them on replay (same idempotency keys) instead of losing them.
-        await asyncio.gather(
-            *(self.send(d["alert"]["fingerprint"].encode(), json.dumps(d).encode()) for d in documents)
-        )
+        if documents:
+            await self.send([(d["alert"]["fingerprint"].encode(), json.dumps(d).encode()) for d in documents])
         for document in documents:
             self.metrics.transitions.labels(rule=document["alert"]["rule"], state=document["status"]).inc()
         for key, value in writes.items():
@@ -168,3 +166,24 @@ class Alerting:
                 entry = {name: previous.get(name) for name in ("provenance", "fired_at", "idempotency_key")}
             kept[fingerprint] = {"alert": alert.to_json(), **entry}
         return {"alerts": kept, "rules_version": self.rules.version}
+
+
+class _Members(Mapping[str, SeriesValue]):
+    """A fold group's series, read from the table (and decoded) only when evaluation asks."""
+
+    def __init__(self, series: Mapping[str, SeriesValue], keys: Iterable[str]) -> None:
+        self._series = series
+        self._keys = [key for key in keys if key in series]
+        self._read: dict[str, SeriesValue] = {}
+
+    def __getitem__(self, key: str) -> SeriesValue:
+        value = self._read.get(key)
+        if value is None:
+            value = self._read[key] = self._series[key]
+        return value
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._keys)
+
+    def __len__(self) -> int:
+        return len(self._keys)

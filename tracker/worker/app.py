@@ -134,11 +134,11 @@ def build_worker(settings: Settings) -> Worker:
     registry.register(LagCollector(settings.events_topic, lambda: lag.lag, worker.owned_partitions))
     setup_prometheus_sensors(app, pattern="/metrics", registry=registry, name_prefix="faust")
 
-    async def send_transition(key: bytes, value: bytes) -> None:
+    async def send_transitions(records: list[tuple[bytes, bytes]]) -> None:
         # Wait for the broker's ack: the groups table is written only after it.
-        await fold.send_now(settings.alerts_topic, key, value)
+        await fold.send_now(settings.alerts_topic, records)
 
-    alerting = Alerting(rules, router, table, groups, index.group, send_transition, metrics)
+    alerting = Alerting(rules, router, table, groups, index.group, send_transitions, metrics)
     folder = BatchFolder(
         router,
         table,
@@ -156,6 +156,7 @@ def build_worker(settings: Settings) -> Worker:
         # Partitions moved: what is known per partition is rebuilt lazily from the tables.
         index.reset()
         alerting.reset()
+
     worker.progress = lambda: {
         "folded": folder.folded,
         "records": folder.records,

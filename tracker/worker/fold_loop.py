@@ -27,9 +27,9 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import KafkaError
 
-from tracker.kafka.changelog import end_offsets, read_changelogs, send_values
+from tracker.kafka.changelog import end_offsets, read_changelogs, send_records, send_values
 from tracker.kafka.client_config import client_options
-from tracker.kafka.partitioning import partitioner
+from tracker.kafka.partitioning import partition_for, partitioner
 from tracker.kafka.topics import MAX_TABLE_VALUE_BYTES
 from tracker.settings import Settings
 from tracker.worker.folding import BatchFolder, Incoming
@@ -134,14 +134,23 @@ class FoldLoop(ConsumerRebalanceListener):  # type: ignore[misc]
         """Queue a record (re-routed event, broadcast, dead letter) to go out with the batch's writes."""
         self._outbox.append((topic, key, value, partition, headers))
 
-    async def send_now(self, topic: str, key: bytes, value: bytes) -> None:
-        """Send a record and wait for the broker's acknowledgement, retrying while it does not answer."""
+    async def send_now(self, topic: str, records: Sequence[tuple[bytes, bytes]]) -> None:
+        """Send keyed records and wait for the broker's acknowledgements, retrying while it does not answer."""
         assert self.producer is not None
+        by_partition: dict[int, list[tuple[bytes, bytes | None]]] = {}
+        for key, value in records:
+            by_partition.setdefault(partition_for(key, self.settings.partitions), []).append((key, value))
         while True:
             try:
-                await (await self.producer.send(topic, value=value, key=key))
+                sent = [
+                    future
+                    for partition, batch in by_partition.items()
+                    for future, _ in await send_records(self.producer, topic, partition, batch)
+                ]
+                await asyncio.gather(*sent)
                 return
             except KafkaError as exc:
+                # Sending again is harmless: a transition carries its idempotency key.
                 logger.warning("cannot send to %s, retrying: %r", topic, exc)
                 await asyncio.sleep(RETRY_SECONDS)
 
@@ -168,14 +177,37 @@ class FoldLoop(ConsumerRebalanceListener):  # type: ignore[misc]
         self.pending = ours
 
     async def _run(self) -> None:
-        assert self._consumer is not None
-        within_ms = int(self.settings.batch_within_seconds * 1000)
         while True:
             if self.pending:
                 await self._recover()
-            fetched = await self._consumer.getmany(timeout_ms=within_ms, max_records=self.settings.batch_size)
+            fetched = await self._take()
             async with self._lock:
                 await self._fold(fetched)
+
+    async def _take(self) -> dict[TopicPartition, list[Any]]:
+        """Wait for records, then gather more for up to ``batch_within_seconds``, at most ``batch_size``.
+
+        Behind a backlog a batch is full at once; one series touched several times in a
+        batch is written, and its alerts evaluated, once. At a trickle, a record waits
+        at most the window.
+        """
+        assert self._consumer is not None
+        within, wanted = self.settings.batch_within_seconds, self.settings.batch_size
+        fetched: dict[TopicPartition, list[Any]] = await self._consumer.getmany(
+            timeout_ms=int(within * 1000), max_records=wanted
+        )
+        count = sum(len(records) for records in fetched.values())
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + within
+        while fetched and count < wanted and not self.pending:
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                break
+            more = await self._consumer.getmany(timeout_ms=max(1, int(remaining * 1000)), max_records=wanted - count)
+            for tp, records in more.items():
+                fetched.setdefault(tp, []).extend(records)
+                count += len(records)
+        return fetched
 
     async def _recover(self) -> None:
         assert self._consumer is not None and self._reader is not None

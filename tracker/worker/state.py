@@ -21,12 +21,13 @@ __all__ = ["StateTable"]
 
 
 class StateTable(MutableMapping[str, Any]):
-    """Encoded values per partition; every write is also kept until ``take_writes``."""
+    """Encoded values, with the keys of each partition; every write is also kept until ``take_writes``."""
 
     def __init__(self, name: str, partitions: int) -> None:
         self.name = name
         self.partitions = partitions
-        self._data: dict[int, dict[str, bytes]] = {}
+        self._values: dict[str, bytes] = {}
+        self._keys: dict[int, set[str]] = {}
         # None: the key was deleted (a tombstone in the changelog).
         self._writes: dict[int, dict[str, bytes | None]] = {}
 
@@ -36,39 +37,46 @@ class StateTable(MutableMapping[str, Any]):
 
     def raw(self, key: str) -> bytes | None:
         """Return the encoded value of ``key``, or None."""
-        return self._data.get(self.partition_of(key), {}).get(key)
+        return self._values.get(key)
 
     def __getitem__(self, key: str) -> Any:
-        raw = self.raw(key)
-        if raw is None:
-            raise KeyError(key)
-        return orjson.loads(raw)
+        return orjson.loads(self._values[key])
+
+    def get(self, key: str, default: Any = None) -> Any:
+        """Return the decoded value of ``key``, or ``default`` (the fold asks this most)."""
+        raw = self._values.get(key)
+        return default if raw is None else orjson.loads(raw)
 
     def __contains__(self, key: object) -> bool:
-        return isinstance(key, str) and self.raw(key) is not None
+        return key in self._values
 
     def __iter__(self) -> Iterator[str]:
-        for values in list(self._data.values()):
-            yield from list(values)
+        return iter(list(self._values))
 
     def __len__(self) -> int:
-        return sum(len(values) for values in self._data.values())
+        return len(self._values)
 
     def __setitem__(self, key: str, value: Any) -> None:
         partition = self.partition_of(key)
-        raw = orjson.dumps(value)
-        self._data.setdefault(partition, {})[key] = raw
+        # orjson hands back its whole output buffer (4 KB at least): keep an exact-size copy.
+        raw = bytes(memoryview(orjson.dumps(value)))
+        if key not in self._values:
+            self._keys.setdefault(partition, set()).add(key)
+        self._values[key] = raw
         self._writes.setdefault(partition, {})[key] = raw
 
     def __delitem__(self, key: str) -> None:
         partition = self.partition_of(key)
-        del self._data.get(partition, {})[key]
+        del self._values[key]
+        self._keys.get(partition, set()).discard(key)
         self._writes.setdefault(partition, {})[key] = None
 
     def partition_items(self, partition: int) -> Iterator[tuple[str, Any]]:
         """Yield the decoded (key, value) pairs of one partition."""
-        for key, raw in list(self._data.get(partition, {}).items()):
-            yield key, orjson.loads(raw)
+        for key in list(self._keys.get(partition, ())):
+            raw = self._values.get(key)
+            if raw is not None:
+                yield key, orjson.loads(raw)
 
     def owned(self, partitions: set[int]) -> dict[str, Any]:
         """Return the decoded entries of the given partitions."""
@@ -81,14 +89,16 @@ class StateTable(MutableMapping[str, Any]):
 
     def load(self, partition: int, values: dict[str, bytes]) -> None:
         """Replace a partition's state (read back from its changelog)."""
-        self._data[partition] = values
-        self._writes.pop(partition, None)
+        self.drop(partition)
+        self._values.update(values)
+        self._keys[partition] = set(values)
 
     def drop(self, partition: int) -> None:
         """Forget a partition (it moved to another worker)."""
-        self._data.pop(partition, None)
+        for key in self._keys.pop(partition, ()):
+            self._values.pop(key, None)
         self._writes.pop(partition, None)
 
     def held(self) -> set[int]:
         """Return the partitions whose state is in memory."""
-        return set(self._data)
+        return set(self._keys)
