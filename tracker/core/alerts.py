@@ -188,11 +188,14 @@ def _evaluate_unit(rule: Rule, router: Router, state: Mapping[str, SeriesValue],
 
     def at(index: int) -> dict[tuple[tuple[str, str], ...], float]:
         if index not in points:
-            limit = dates[index].sort_key()
-            prefix: dict[str, SeriesValue] = {key: {"facts": {}, "retracted": {}} for key in state}
-            for date, event_id, key, payload in facts:
-                if date.sort_key() <= limit:
-                    prefix[key]["facts"][event_id] = payload
+            # At the newest date every live fact counts: the state itself.
+            prefix: Mapping[str, SeriesValue] = state
+            if index:
+                limit = dates[index].sort_key()
+                prefix = {key: {"facts": {}, "retracted": {}} for key in state}
+                for date, event_id, key, payload in facts:
+                    if date.sort_key() <= limit:
+                        prefix[key]["facts"][event_id] = payload
             signals = derive_signals(
                 router, prefix, trailing=name == "market_events_trailing", peers=name == "market_peer_ratio"
             )

@@ -14,7 +14,6 @@ import math
 import urllib.parse
 from typing import Annotated, Any, Literal
 
-import orjson
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from tracker.core.dates import PartialDate
@@ -238,7 +237,8 @@ def content_digest(event: BaseModel) -> str:
     """Return a digest of the content, to tell two events that share an id apart.
 
     Only ever compared with digests made by this function, so unlike the id it may
-    use a faster encoder (orjson: sorted keys, UTF-8, compact).
+    use the fastest stable encoding: pydantic's own, fields in declaration order
+    (events have no free-form mappings whose key order could vary).
     """
-    text = orjson.dumps(canonical_content(event), option=orjson.OPT_SORT_KEYS)
-    return hashlib.sha256(text).hexdigest()[:16]
+    text = event.model_dump_json(exclude=set(PROVENANCE_FIELDS))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]

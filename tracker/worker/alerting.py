@@ -15,6 +15,8 @@ from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Mu
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
+
 from tracker.core.alerts import Alert, Transition, evaluate, transitions
 from tracker.core.fold import SeriesValue
 from tracker.core.routing import Router
@@ -131,7 +133,7 @@ class Alerting:
         # Sent together and acknowledged before any group entry is written: a crash in
         # between re-sends them on replay (same idempotency keys) instead of losing them.
         if documents:
-            await self.send([(d["alert"]["fingerprint"].encode(), json.dumps(d).encode()) for d in documents])
+            await self.send([(d["alert"]["fingerprint"].encode(), orjson.dumps(d)) for d in documents])
         for document in documents:
             self.metrics.transitions.labels(rule=document["alert"]["rule"], state=document["status"]).inc()
         for key, value in writes.items():

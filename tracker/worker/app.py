@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import faust
+import orjson
 from faust.app import BootStrategy
 from faust.sensors.prometheus import setup_prometheus_sensors
 from prometheus_client import CollectorRegistry
@@ -183,7 +184,7 @@ def build_worker(settings: Settings) -> Worker:
         settings,
         settings.alerts_topic,
         f"{app.conf.id}-notify",
-        lambda value, done: notifications.notifier.dispatch(json.loads(value), done),
+        lambda value, done: notifications.notifier.dispatch(orjson.loads(value), done),
     )
 
     async def remind() -> None:
