@@ -268,6 +268,36 @@ def _event_alerts(rule: Rule, condition: EventCondition, group: Mapping[str, Ser
     return alerts
 
 
+def evaluate_units(
+    rules: RuleSet,
+    router: Router,
+    group: Mapping[str, SeriesValue],
+    changed: set[str] | None = None,
+) -> dict[str, list[Alert]]:
+    """Evaluate the parts of one fold group that read a ``changed`` series key (every part if None).
+
+    Returns the pending and firing alerts of each part evaluated, by unit (an empty
+    list for a part with none). Values are read only for the parts evaluated, so
+    ``group`` may decode them on demand.
+    """
+    series = {key: split_table_key(key)[1] for key in group if not key.startswith("#")}
+    changed_kinds = {series[key].kind for key in changed or () if key in series}
+    evaluated: dict[str, list[Alert]] = {}
+    for rule in rules.rules:
+        if changed is not None and changed_kinds.isdisjoint(_kinds_read(rule)):
+            continue
+        for part, keys in _units(rule, series).items():
+            if changed is not None and changed.isdisjoint(keys):
+                continue
+            state = {key: group[key] for key in keys}
+            if isinstance(rule.condition, EventCondition):
+                alerts = _event_alerts(rule, rule.condition, state, f"{rule.name}|{part}")
+            else:
+                alerts = _evaluate_unit(rule, router, state, f"{rule.name}|{part}")
+            evaluated[f"{rule.name}|{part}"] = alerts
+    return evaluated
+
+
 def evaluate(
     rules: RuleSet,
     router: Router,
@@ -281,30 +311,11 @@ def evaluate(
     same rules), parts of the group that read none of them keep their previous
     alerts: the result is the same as a full evaluation, only cheaper.
     """
-    # Values are read only for the parts evaluated: ``group`` may decode them on demand.
-    series = {key: split_table_key(key)[1] for key in group if not key.startswith("#")}
-    kept: dict[str, list[Alert]] = {}
-    kept_by_rule: dict[str, list[Alert]] = {}
-    for alert in (previous or {}).values():
-        kept.setdefault(alert.unit, []).append(alert)
-        kept_by_rule.setdefault(alert.rule, []).append(alert)
     incremental = changed is not None and previous is not None
-    changed_kinds = {series[key].kind for key in changed or () if key in series}
-    alerts: list[Alert] = []
-    for rule in rules.rules:
-        if incremental and changed_kinds.isdisjoint(_kinds_read(rule)):
-            alerts.extend(kept_by_rule.get(rule.name, []))
-            continue
-        for part, keys in _units(rule, series).items():
-            unit = f"{rule.name}|{part}"
-            if changed is not None and previous is not None and changed.isdisjoint(keys):
-                alerts.extend(kept.get(unit, []))
-                continue
-            state = {key: group[key] for key in keys}
-            if isinstance(rule.condition, EventCondition):
-                alerts.extend(_event_alerts(rule, rule.condition, state, unit))
-            else:
-                alerts.extend(_evaluate_unit(rule, router, state, unit))
+    evaluated = evaluate_units(rules, router, group, changed if incremental else None)
+    alerts = [alert for unit_alerts in evaluated.values() for alert in unit_alerts]
+    if incremental:
+        alerts.extend(alert for alert in (previous or {}).values() if alert.unit not in evaluated)
     return {alert.fingerprint: alert for alert in alerts}
 
 

@@ -1,13 +1,17 @@
 """Re-evaluate alert rules for the fold groups a batch touched, and publish the transitions.
 
-A group with alerts keeps one ``groups`` table entry: its last evaluation.
-A transition is sent to the alerts topic (and acknowledged) before the entry
-is written, so a crash in between re-sends it on replay (same idempotency
-key) and never loses it.
+Each part of a fold group a rule reads (a unit: a series, a peer pair) with
+pending or firing alerts keeps one ``groups`` table entry, its last
+evaluation, under ``<fold key>/group/<unit>``: a batch rewrites only the
+entries of the parts it changed, however many alerts the group holds. A
+transition is sent to the alerts topic (and acknowledged) before the entry is
+written, so a crash in between re-sends it on replay (same idempotency key)
+and never loses it.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import time
@@ -17,15 +21,18 @@ from typing import Any
 
 import orjson
 
-from tracker.core.alerts import Alert, Transition, evaluate, transitions
+from tracker.core.alerts import Alert, Transition, evaluate_units, transitions
 from tracker.core.fold import SeriesValue
 from tracker.core.routing import Router
 from tracker.core.rules import RuleSet
 from tracker.worker.metrics import PipelineMetrics
 
-__all__ = ["Alerting", "Provenance", "group_key", "transition_document"]
+__all__ = ["Alerting", "Provenance", "transition_document", "unit_key"]
 
-GROUP_SUFFIX = "/group"
+UNIT_INFIX = "/group/"
+
+#: Groups evaluated between two chances for the web server to answer.
+GROUPS_PER_YIELD = 200
 
 #: Records kept as an alert's provenance when none of its causes was in the batch that changed it.
 PROVENANCE_FALLBACK = 5
@@ -33,9 +40,9 @@ PROVENANCE_FALLBACK = 5
 Send = Callable[[list[tuple[bytes, bytes]]], Awaitable[None]]
 
 
-def group_key(fold_key: str) -> str:
-    """Return the groups-table key of a fold group (same partition as its series)."""
-    return f"{fold_key}{GROUP_SUFFIX}"
+def unit_key(fold_key: str, unit: str) -> str:
+    """Return the groups-table key of one unit of a fold group (same partition as its series)."""
+    return f"{fold_key}{UNIT_INFIX}{unit}"
 
 
 @dataclass(frozen=True)
@@ -98,46 +105,67 @@ class Alerting:
         self.send = send
         self.metrics = metrics
         self.clock = clock
-        # Groups evaluated whole under these rules since the partitions were assigned: a group
-        # with nothing firing or pending has no entry, yet needs only its changed parts re-evaluated.
+        # Groups evaluated whole under these rules since the partitions were assigned: from
+        # then on only the parts a batch wrote are evaluated again.
         self._evaluated: set[str] = set()
+        # The units with an entry, per fold key (built from the table when first needed).
+        self._stored: dict[str, set[str]] | None = None
 
     def reset(self) -> None:
-        """Forget which groups were evaluated (partitions were assigned)."""
+        """Forget what is known per group (partitions were assigned)."""
         self._evaluated.clear()
+        self._stored = None
+
+    def _stored_units(self, fold_key: str) -> set[str]:
+        if self._stored is None:
+            self._stored = {}
+            for key in self.groups:
+                group, _, unit = key.partition(UNIT_INFIX)
+                if unit:
+                    self._stored.setdefault(group, set()).add(unit)
+        return self._stored.setdefault(fold_key, set())
 
     async def update(self, touched: Mapping[str, list[Provenance]], new_keys: Mapping[str, set[str]]) -> None:
         """Re-evaluate each touched fold group; ``new_keys`` are the series keys the batch wrote."""
         now = self.clock()
         documents: list[dict[str, Any]] = []
-        writes: dict[str, dict[str, Any]] = {}
-        for fold_key, provenance in touched.items():
-            key = group_key(fold_key)
-            stored = self.groups.get(key)
+        writes: dict[str, dict[str, Any] | None] = {}
+        for count, (fold_key, provenance) in enumerate(touched.items(), 1):
+            # A group is evaluated whole the first time this worker touches it (the rules may
+            # have changed since its entries were written), then only where a batch wrote.
+            whole = fold_key not in self._evaluated
             state = _Members(self.series, self.members(fold_key))
-            before = {fp: Alert.from_json(entry["alert"]) for fp, entry in (stored or {}).get("alerts", {}).items()}
-            # Only the parts of the group this batch wrote are re-evaluated, unless the rules
-            # changed since the stored evaluation (or nothing was stored: then all of it).
-            incremental = fold_key in self._evaluated or (
-                stored is not None and stored.get("rules_version") == self.rules.version
-            )
-            changed = new_keys.get(fold_key, set()) if incremental else None
-            after = evaluate(self.rules, self.router, state, changed, before) if self.rules.rules else {}
-            changes = transitions(before, after)
-            group_documents = [transition_document(transition, provenance, now) for transition in changes]
-            documents.extend(group_documents)
+            changed = None if whole else new_keys.get(fold_key, set())
+            evaluated = evaluate_units(self.rules, self.router, state, changed)
+            # Evaluated whole, a group also clears the entries of parts no rule reads any more.
+            units = set(evaluated) | self._stored_units(fold_key) if whole else set(evaluated)
+            for unit in sorted(units):
+                key = unit_key(fold_key, unit)
+                stored = self.groups.get(key)
+                before = {fp: Alert.from_json(e["alert"]) for fp, e in (stored or {}).get("alerts", {}).items()}
+                after = {alert.fingerprint: alert for alert in evaluated.get(unit, ())}
+                changes = [transition_document(t, provenance, now) for t in transitions(before, after)]
+                documents.extend(changes)
+                value = self._entry(stored, after, changes, provenance, now) if after else None
+                if value != stored:
+                    writes[key] = value
             self._evaluated.add(fold_key)
-            value = self._entry(stored, after, group_documents, provenance, now)
-            if value != stored and (stored is not None or value["alerts"]):
-                writes[key] = value
-        # Sent together and acknowledged before any group entry is written: a crash in
+            if count % GROUPS_PER_YIELD == 0:
+                await asyncio.sleep(0)
+        # Sent together and acknowledged before any entry is written: a crash in
         # between re-sends them on replay (same idempotency keys) instead of losing them.
         if documents:
             await self.send([(d["alert"]["fingerprint"].encode(), orjson.dumps(d)) for d in documents])
         for document in documents:
             self.metrics.transitions.labels(rule=document["alert"]["rule"], state=document["status"]).inc()
         for key, value in writes.items():
-            self.groups[key] = value
+            fold_key, _, unit = key.partition(UNIT_INFIX)
+            if value is None:
+                del self.groups[key]
+                self._stored_units(fold_key).discard(unit)
+            else:
+                self.groups[key] = value
+                self._stored_units(fold_key).add(unit)
 
     def _entry(
         self,

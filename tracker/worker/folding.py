@@ -10,6 +10,7 @@ same record twice changes nothing.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import json
 import time
@@ -30,6 +31,9 @@ from tracker.worker.index import TableIndex
 from tracker.worker.metrics import PipelineMetrics
 
 __all__ = ["BatchFolder", "Incoming", "Send"]
+
+#: Records folded between two chances for the web server to answer.
+RECORDS_PER_YIELD = 1000
 
 
 @dataclass(frozen=True)
@@ -99,7 +103,9 @@ class BatchFolder:
         self._touched = {}
         self._applied = 0
         self._types = Counter()
-        for record in records:
+        for count, record in enumerate(records, 1):
+            if count % RECORDS_PER_YIELD == 0:
+                await asyncio.sleep(0)  # let the web server answer during a long batch
             batch = batches.get(record.partition)
             if batch is None:
                 batch = FoldBatch(

@@ -1,0 +1,111 @@
+"""Alert entries per unit: a batch rewrites only the parts it changed; a removed rule resolves on the next touch."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+import pytest
+from prometheus_client import CollectorRegistry
+
+from tracker.core.routing import Router
+from tracker.core.rules import RuleSet
+from tracker.kafka.partitioning import partition_for
+from tracker.rules_file import load_rules, parse_rules
+from tracker.worker.alerting import Alerting
+from tracker.worker.folding import BatchFolder, Incoming
+from tracker.worker.index import TableIndex
+from tracker.worker.metrics import PipelineMetrics
+
+pytestmark = pytest.mark.unit
+
+PARTITIONS = 4
+
+
+class RecordingTable(dict[str, Any]):
+    """A dict that remembers which keys were written or deleted."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.written: list[str] = []
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        self.written.append(key)
+        super().__setitem__(key, value)
+
+    def __delitem__(self, key: str) -> None:
+        self.written.append(key)
+        super().__delitem__(key)
+
+
+def export_change(event_id: str, product: str, occurred_on: str) -> Incoming:
+    body = {
+        "type": "export_rule.changed",
+        "id": event_id,
+        "authority": "us_bis",
+        "product": product,
+        "destination": "CN",
+        "direction": "tightened",
+        "effective_on": occurred_on,
+        "occurred_on": occurred_on,
+        "source": {"name": "test"},
+    }
+    return Incoming("events", partition_for("us_bis", PARTITIONS), 0, b"us_bis", json.dumps(body).encode(), (), None)
+
+
+class Pipeline:
+    """A batch folder with alerting over plain dict tables; transitions are collected."""
+
+    def __init__(self, rules: RuleSet, series: dict[str, Any], groups: RecordingTable) -> None:
+        self.sent: list[dict[str, Any]] = []
+
+        async def send(records: list[tuple[bytes, bytes]]) -> None:
+            self.sent.extend(json.loads(value) for _, value in records)
+
+        async def reroute(*args: Any) -> None:
+            raise AssertionError(f"nothing should be re-sent: {args[:2]}")
+
+        metrics = PipelineMetrics.create(CollectorRegistry())
+        index = TableIndex(series, PARTITIONS)
+        alerting = Alerting(rules, Router(), series, groups, index.group, send, metrics)
+        self.folder = BatchFolder(Router(), series, reroute, "events", "dlq", PARTITIONS, metrics, index, alerting)
+
+    def fold(self, *records: Incoming) -> None:
+        asyncio.run(self.folder.fold(list(records)))
+
+
+def test_a_batch_rewrites_only_the_entries_of_the_parts_it_changed() -> None:
+    series: dict[str, Any] = {}
+    groups = RecordingTable()
+    pipeline = Pipeline(load_rules(None), series, groups)
+    pipeline.fold(export_change("h200", "nvidia_h200", "2025-01"), export_change("b200", "nvidia_b200", "2025-02"))
+    assert len(groups) == 2 and len(pipeline.sent) == 2
+    groups.written.clear()
+
+    pipeline.fold(export_change("h200-again", "nvidia_h200", "2025-03"))
+
+    (written,) = groups.written
+    assert written.startswith("us_bis/group/export-rule-change-china|") and "nvidia_h200" in written
+    assert [document["alert"]["labels"]["event_id"] for document in pipeline.sent[2:]] == ["h200-again"]
+    assert sum(len(entry["alerts"]) for entry in groups.values()) == 3
+
+
+def test_a_group_first_touched_under_new_rules_drops_the_alerts_of_a_removed_rule() -> None:
+    series: dict[str, Any] = {}
+    groups = RecordingTable()
+    before = Pipeline(load_rules(None), series, groups)
+    before.fold(export_change("h200", "nvidia_h200", "2025-01"), export_change("b200", "nvidia_b200", "2025-02"))
+    assert len(groups) == 2
+    # The same tables, and rules without the export rule: the next touch evaluates the group whole.
+    only_growth = parse_rules(
+        "rules:\n  - name: surge\n    severity: info\n    growth: {of: investment, above: 0.25}\n"
+    )
+    after = Pipeline(only_growth, series, groups)
+
+    after.fold(export_change("h100", "nvidia_h100", "2025-03"))
+
+    assert groups == {}
+    resolved = sorted(d["alert"]["labels"]["event_id"] for d in after.sent if d["status"] == "resolved")
+    assert resolved == ["b200", "h200"]
+    assert not [d for d in after.sent if d["status"] == "firing"]
