@@ -125,8 +125,17 @@ class Alerting:
                     self._stored.setdefault(group, set()).add(unit)
         return self._stored.setdefault(fold_key, set())
 
-    async def update(self, touched: Mapping[str, list[Provenance]], new_keys: Mapping[str, set[str]]) -> None:
-        """Re-evaluate each touched fold group; ``new_keys`` are the series keys the batch wrote."""
+    async def update(
+        self,
+        touched: Mapping[str, list[Provenance]],
+        new_keys: Mapping[str, set[str]],
+        fresh: Mapping[str, SeriesValue] | None = None,
+    ) -> None:
+        """Re-evaluate each touched fold group.
+
+        ``new_keys`` are the series keys the batch wrote, and ``fresh`` the values it
+        wrote, already decoded (read first: the table holds them encoded).
+        """
         now = self.clock()
         documents: list[dict[str, Any]] = []
         writes: dict[str, dict[str, Any] | None] = {}
@@ -134,7 +143,7 @@ class Alerting:
             # A group is evaluated whole the first time this worker touches it (the rules may
             # have changed since its entries were written), then only where a batch wrote.
             whole = fold_key not in self._evaluated
-            state = _Members(self.series, self.members(fold_key))
+            state = _Members(self.series, self.members(fold_key), fresh or {})
             changed = None if whole else new_keys.get(fold_key, set())
             evaluated = evaluate_units(self.rules, self.router, state, changed)
             # Evaluated whole, a group also clears the entries of parts no rule reads any more.
@@ -201,13 +210,16 @@ class Alerting:
 class _Members(Mapping[str, SeriesValue]):
     """A fold group's series, read from the table (and decoded) only when evaluation asks."""
 
-    def __init__(self, series: Mapping[str, SeriesValue], keys: Iterable[str]) -> None:
+    def __init__(
+        self, series: Mapping[str, SeriesValue], keys: Iterable[str], fresh: Mapping[str, SeriesValue]
+    ) -> None:
         self._series = series
-        self._keys = [key for key in keys if key in series]
+        self._keys = [key for key in keys if key in fresh or key in series]
         self._read: dict[str, SeriesValue] = {}
+        self._fresh = fresh
 
     def __getitem__(self, key: str) -> SeriesValue:
-        value = self._read.get(key)
+        value = self._fresh.get(key) or self._read.get(key)
         if value is None:
             value = self._read[key] = self._series[key]
         return value

@@ -117,6 +117,7 @@ class BatchFolder:
                 batches[record.partition] = batch
             await self._fold_one(record, batch)
         new_keys: dict[str, set[str]] = {}
+        fresh: dict[str, SeriesValue] = {}
         for batch in batches.values():
             for key in batch.revisited:
                 new_keys.setdefault(key.partition("/")[0], set()).add(key)
@@ -124,12 +125,13 @@ class BatchFolder:
                 if not key.startswith("#"):
                     new_keys.setdefault(key.partition("/")[0], set()).add(key)
                     self.index.add_series(key, ())
+                    fresh[key] = value
                 self.table[key] = value
             for event_id, keys in batch.applied.items():
                 for key in keys:
                     self.index.add_series(key, (event_id,))
         if self.alerting is not None and self._touched:
-            await self.alerting.update(self._touched, new_keys)
+            await self.alerting.update(self._touched, new_keys, fresh)
         # Counted once the batch is in the tables, so a reader who sees the count sees the state.
         self.records += len(records)
         self.metrics.batch_size.observe(len(records))
