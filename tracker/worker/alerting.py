@@ -32,7 +32,7 @@ __all__ = ["Alerting", "Provenance", "transition_document", "unit_key"]
 UNIT_INFIX = "/group/"
 
 #: Groups evaluated between two chances for the web server to answer.
-GROUPS_PER_YIELD = 200
+GROUPS_PER_YIELD = 20
 
 #: Records kept as an alert's provenance when none of its causes was in the batch that changed it.
 PROVENANCE_FALLBACK = 5

@@ -9,7 +9,8 @@ one commit. The guarantees are the same as before:
 - at least once: a batch's changelog records, re-routed records and
   dead letters are acknowledged by the broker (acks=all) before its offsets
   are committed, so a crash re-reads the batch, and folding it again changes
-  nothing;
+  nothing (while one batch is being written and committed, the next one folds;
+  its writes go out only after);
 - a partition is folded only once its tables are rebuilt from the changelog
   (at assignment, outside the rebalance callback so heartbeats go on), and
   its state is dropped when it moves to another worker; state kept across a
@@ -83,6 +84,7 @@ class FoldLoop(ConsumerRebalanceListener):  # type: ignore[misc]
         self._reader: AIOKafkaConsumer | None = None
         self.producer: AIOKafkaProducer | None = None
         self._task: asyncio.Task[None] | None = None
+        self._flushing: asyncio.Task[None] | None = None
 
     @property
     def recovering(self) -> bool:
@@ -124,6 +126,9 @@ class FoldLoop(ConsumerRebalanceListener):  # type: ignore[misc]
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
+        if self._flushing is not None:
+            # A clean stop commits the last batch folded; a crash would fold it again.
+            await asyncio.gather(self._flushing, return_exceptions=True)
         for client in (self._consumer, self._reader, self.producer):
             if client is not None:
                 await client.stop()
@@ -160,6 +165,7 @@ class FoldLoop(ConsumerRebalanceListener):  # type: ignore[misc]
         """Stop folding: wait for the batch in hand to be written and committed."""
         self._generation += 1
         async with self._lock:
+            await self._settle()
             self.ready = set()
             self.pending = set()
 
@@ -241,22 +247,44 @@ class FoldLoop(ConsumerRebalanceListener):  # type: ignore[misc]
         records = [_incoming(record) for batch in mine.values() for record in batch]
         await self.folder.fold(records)
         self.metrics.records_read.labels(topic=self.settings.events_topic).inc(len(records))
-        await self._write()
-        offsets = {tp: records[-1].offset + 1 for tp, records in mine.items()}
-        try:
-            await self._consumer.commit(offsets)
-        except KafkaError as exc:
-            # The group moved on (a rebalance): the next owner re-reads from the last commit.
-            logger.warning("commit refused, the batch will be folded again: %r", exc)
-
-    async def _write(self) -> None:
-        """Send the batch's records and table values; return once the broker has them all."""
         outbox, self._outbox = self._outbox, []
         writes = [
             (changelog.topic, partition, values)
             for changelog in self.changelogs
             for partition, values in changelog.table.take_writes().items()
         ]
+        offsets = {tp: records[-1].offset + 1 for tp, records in mine.items()}
+        # One batch in flight at most: the previous batch is written and committed before this
+        # one is sent, so commits follow the writes in order; meanwhile the next batch folds.
+        await self._settle()
+        self._flushing = asyncio.create_task(self._flush(outbox, writes, offsets))
+
+    async def _settle(self) -> None:
+        """Wait until the batch in flight is written and committed (raise what it raised)."""
+        if self._flushing is not None:
+            flushing, self._flushing = self._flushing, None
+            await flushing
+
+    async def _flush(
+        self,
+        outbox: list[tuple[str, bytes, bytes, int | None, list[tuple[str, bytes]]]],
+        writes: list[tuple[str, int, dict[str, bytes | None]]],
+        offsets: dict[TopicPartition, int],
+    ) -> None:
+        assert self._consumer is not None
+        await self._write(outbox, writes)
+        try:
+            await self._consumer.commit(offsets)
+        except KafkaError as exc:
+            # The group moved on (a rebalance): the next owner re-reads from the last commit.
+            logger.warning("commit refused, the batch will be folded again: %r", exc)
+
+    async def _write(
+        self,
+        outbox: list[tuple[str, bytes, bytes, int | None, list[tuple[str, bytes]]]],
+        writes: list[tuple[str, int, dict[str, bytes | None]]],
+    ) -> None:
+        """Send a batch's records and table values; return once the broker has them all."""
         while True:
             try:
                 await self._send_all(outbox, writes)

@@ -32,8 +32,9 @@ from tracker.worker.metrics import PipelineMetrics
 
 __all__ = ["BatchFolder", "Incoming", "Send"]
 
-#: Records folded between two chances for the web server to answer.
-RECORDS_PER_YIELD = 1000
+#: Records folded (or table keys written) between two chances for the web server to answer:
+#: a batch of 20,000 records takes seconds, and ingestion and reads share the event loop.
+RECORDS_PER_YIELD = 100
 
 
 @dataclass(frozen=True)
@@ -121,7 +122,9 @@ class BatchFolder:
         for batch in batches.values():
             for key in batch.revisited:
                 new_keys.setdefault(key.partition("/")[0], set()).add(key)
-            for key, value in batch.changed.items():
+            for count, (key, value) in enumerate(batch.changed.items(), 1):
+                if count % RECORDS_PER_YIELD == 0:
+                    await asyncio.sleep(0)
                 if not key.startswith("#"):
                     new_keys.setdefault(key.partition("/")[0], set()).add(key)
                     self.index.add_series(key, ())
