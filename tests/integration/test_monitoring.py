@@ -156,8 +156,11 @@ def stack(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Ite
             worker.url, sample("tracker_notifications_total", outcome="dead_lettered"), lambda v: v >= SEED_ALERTS
         )
         live.wait_for(SEED_ALERTS, timeout=60, succeeded=True)
-        prometheus.wait_for('tracker_notifications_total{outcome="dead_lettered"}')
-        prometheus.wait_for('tracker_events_rejected_total{reason="invalid_json"}')
+        # These counters start at zero, so only "> 0" proves a scrape came after the first round:
+        # the second round's increments then fall between two samples.
+        prometheus.wait_for('tracker_notifications_total{outcome="dead_lettered"} > 0')
+        prometheus.wait_for('tracker_events_rejected_total{reason="invalid_json"} > 0')
+        prometheus.wait_for("tracker_records_read_total > 0")
         # Labelled counters are born at their first increment, so a rate only sees
         # what comes after a scrape of them: a second round gives the rate panels a slope.
         publish_round(worker, 2)
