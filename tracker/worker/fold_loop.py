@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import signal
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -120,6 +122,7 @@ class FoldLoop(ConsumerRebalanceListener):  # type: ignore[misc]
         await self._consumer.start()
         self._consumer.subscribe([settings.events_topic], listener=self)
         self._task = asyncio.create_task(self._run(), name="fold")
+        self._task.add_done_callback(_stop_process_if_failed)
 
     async def stop(self) -> None:
         """Stop folding and leave the group (others take the partitions at once)."""
@@ -185,7 +188,12 @@ class FoldLoop(ConsumerRebalanceListener):  # type: ignore[misc]
     async def _run(self) -> None:
         while True:
             if self.pending:
-                await self._recover()
+                try:
+                    await self._recover()
+                except KafkaError as exc:
+                    logger.warning("cannot rebuild the tables yet, retrying: %r", exc)
+                    await asyncio.sleep(RETRY_SECONDS)
+                    continue
             fetched = await self._take()
             async with self._lock:
                 await self._fold(fetched)
@@ -313,6 +321,15 @@ class FoldLoop(ConsumerRebalanceListener):  # type: ignore[misc]
         for tp, (future, count) in batches:
             metadata = await future
             self._known_ends[tp] = max(self._known_ends.get(tp, 0), metadata.offset + count)
+
+
+def _stop_process_if_failed(task: asyncio.Task[None]) -> None:
+    # A worker whose fold died must not go on answering with a state that no longer moves:
+    # stop it (cleanly, as on SIGTERM) so that its supervisor restarts it.
+    if task.cancelled() or task.exception() is None:
+        return
+    logger.critical("the fold stopped on an error; stopping the worker", exc_info=task.exception())
+    os.kill(os.getpid(), signal.SIGTERM)
 
 
 def _incoming(record: Any) -> Incoming:
