@@ -39,7 +39,7 @@ RECORDS_PER_YIELD = 100
 
 @dataclass(frozen=True)
 class Incoming:
-    """One record as the folder needs it, independent of Faust's event type."""
+    """One record as the folder needs it, independent of the Kafka client's record type."""
 
     topic: str
     partition: int
@@ -82,7 +82,7 @@ class BatchFolder:
     ) -> None:
         self.router = router
         self.table = table
-        # Reads may bypass the table's per-access hooks (Faust sensors): writes never do.
+        # Reads may come from another view of the same state than the one written (tests).
         self.reads: Mapping[str, SeriesValue] = reads if reads is not None else table
         self.send = send
         self.events_topic = events_topic
