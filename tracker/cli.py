@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -54,21 +53,14 @@ def cmd_kafka(settings: Settings, args: argparse.Namespace) -> int:
 
 def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
     """Run one worker in the foreground until interrupted."""
-    import faust
-
     from tracker.kafka.topics import ensure_topics
     from tracker.worker.app import build_worker
+    from tracker.worker.process import QuietWorker, tune_garbage_collector
 
     asyncio.run(ensure_topics(settings))
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     worker = build_worker(settings)
-
-    class QuietWorker(faust.Worker):
-        def on_setup_root_logger(self, logger: logging.Logger, level: int) -> None:
-            # Faust's terminal spinner sets the root logger to DEBUG so that it can spin
-            # on every log record; every library then builds debug records it drops.
-            self.spinner = None
-
+    tune_garbage_collector()
     QuietWorker(worker.app, loglevel=settings.log_level.upper(), quiet=True).execute_from_commandline()
     return 0
 

@@ -20,25 +20,20 @@ from tracker.core.fold import SeriesValue, live_facts
 from tracker.core.routing import INVESTMENT_METRIC, Router, SeriesId, split_table_key
 from tracker.core.rules import (
     EVENT_FIELDS,
-    SIGNAL_KINDS,
+    EVENT_KINDS,
     EventCondition,
-    GrowthCondition,
     PeerCondition,
     Rule,
     RuleSet,
-    ThresholdCondition,
     render_template,
 )
-from tracker.core.signals import derive_signals
+from tracker.core.signals import derive_signals, series_signals
 
 __all__ = ["Alert", "Transition", "evaluate", "transitions"]
 
-_KIND_OF_TYPE = {
-    "export_rule.changed": "export",
-    "chip_delivery.reported": "chip",
-    "usage.reported": "usage",
-    "investment.announced": "investment",
-}
+
+#: Signal families computed over a whole fold group: a rule on one reads the group as one unit.
+_GROUP_WIDE = ("market_events_trailing", "market_peer_ratio")
 
 
 @functools.lru_cache(maxsize=65536)
@@ -113,20 +108,6 @@ class _Machine:
             self.state, self.start = "inactive", None
 
 
-def _selector(rule: Rule) -> tuple[str, dict[str, str]]:
-    condition = rule.condition
-    if isinstance(condition, PeerCondition):
-        return "market_peer_ratio", {
-            "entity": condition.entity,
-            "peer": condition.peer,
-            "metric": condition.metric,
-        }
-    if isinstance(condition, GrowthCondition):
-        return condition.signal, dict(condition.match)
-    assert isinstance(condition, ThresholdCondition)
-    return condition.signal, dict(condition.match)
-
-
 def _dated_facts(group: Mapping[str, SeriesValue]) -> list[tuple[PartialDate, str, str, list[Any]]]:
     facts = [
         (_date(payload[1]), event_id, key, payload)
@@ -137,36 +118,22 @@ def _dated_facts(group: Mapping[str, SeriesValue]) -> list[tuple[PartialDate, st
     return facts
 
 
-def _kinds_read(rule: Rule) -> frozenset[str]:
-    """Return the kinds of series a rule reads."""
-    condition = rule.condition
-    if isinstance(condition, EventCondition):
-        return frozenset({_KIND_OF_TYPE[condition.type]})
-    if isinstance(condition, PeerCondition):
-        return frozenset({"investment" if condition.metric == INVESTMENT_METRIC else "usage"})
-    return frozenset(SIGNAL_KINDS[_selector(rule)[0]])
-
-
-def _units(rule: Rule, series: Mapping[str, SeriesId]) -> dict[str, tuple[str, ...]]:
+def _units(rule: Rule, series: Mapping[str, SeriesId], by_kind: Mapping[str, list[str]]) -> dict[str, tuple[str, ...]]:
     """Split a group (series by key) into the parts a rule reads: a series, a peer pair, a subject."""
     condition = rule.condition
-    if isinstance(condition, EventCondition):
-        kind = _KIND_OF_TYPE[condition.type]
-        return {key: (key,) for key, sid in series.items() if sid.kind == kind}
     if isinstance(condition, PeerCondition):
         kind = "investment" if condition.metric == INVESTMENT_METRIC else "usage"
         wanted = {
             SeriesId(kind, (entity,) if kind == "investment" else (entity, condition.metric))
             for entity in (condition.entity, condition.peer)
         }
-        keys = tuple(sorted(key for key, sid in series.items() if sid in wanted))
+        keys = tuple(sorted(key for key in by_kind.get(kind, ()) if series[key] in wanted))
         return {"+".join(keys): keys} if keys else {}
-    name, _ = _selector(rule)
-    kinds = SIGNAL_KINDS[name]
-    if name in ("market_events_trailing", "market_peer_ratio"):
-        keys = tuple(sorted(key for key, sid in series.items() if sid.kind in kinds))
+    read = [key for kind in rule.kinds for key in by_kind.get(kind, ())]
+    if not isinstance(condition, EventCondition) and rule.selector[0] in _GROUP_WIDE:
+        keys = tuple(sorted(read))
         return {"+".join(keys): keys} if keys else {}
-    return {key: (key,) for key, sid in series.items() if sid.kind in kinds}
+    return {key: (key,) for key in read}
 
 
 def _evaluate_unit(rule: Rule, router: Router, state: Mapping[str, SeriesValue], unit: str) -> list[Alert]:
@@ -174,38 +141,51 @@ def _evaluate_unit(rule: Rule, router: Router, state: Mapping[str, SeriesValue],
 
     The walk stops at the first point that resolves (or has no value): the state
     machine is inactive there whatever came before, so replaying forward from that
-    point gives exactly what a replay of the whole history gives.
+    point gives exactly what a replay of the whole history gives. Most units do not
+    fire now, and their walk ends at the newest point: the history is sorted only
+    for the others.
     """
     bounds = rule.condition
     assert not isinstance(bounds, EventCondition)
-    name, match = _selector(rule)
+    name, match = rule.selector
+    group_wide = name in _GROUP_WIDE
+
+    def signals_of(prefix: Mapping[str, SeriesValue]) -> dict[tuple[tuple[str, str], ...], float]:
+        if group_wide:
+            signals = derive_signals(
+                router, prefix, trailing=name == "market_events_trailing", peers=name == "market_peer_ratio"
+            )
+        else:
+            signals = [signal for key, value in prefix.items() for signal in series_signals(key, value)]
+        wanted = [s for s in signals if s.name == name]
+        if match:
+            wanted = [s for s in wanted if rule.matches(dict(s.labels), match)]
+        return {s.labels: s.value for s in wanted}
+
+    # At the newest date every live fact counts: the state itself.
+    newest = signals_of(state)
+    walking = sorted(labels for labels, value in newest.items() if not bounds.resolves(value))
+    if not walking:
+        return []
     facts = _dated_facts(state)
     dates: list[PartialDate] = []
     for date, *_ in reversed(facts):
         if not dates or dates[-1].sort_key() != date.sort_key():
             dates.append(date)
-    points: dict[int, dict[tuple[tuple[str, str], ...], float]] = {}
+    points = {0: newest}
 
     def at(index: int) -> dict[tuple[tuple[str, str], ...], float]:
         if index not in points:
-            # At the newest date every live fact counts: the state itself.
-            prefix: Mapping[str, SeriesValue] = state
-            if index:
-                limit = dates[index].sort_key()
-                prefix = {key: {"facts": {}, "retracted": {}} for key in state}
-                for date, event_id, key, payload in facts:
-                    if date.sort_key() <= limit:
-                        prefix[key]["facts"][event_id] = payload
-            signals = derive_signals(
-                router, prefix, trailing=name == "market_events_trailing", peers=name == "market_peer_ratio"
-            )
-            points[index] = {
-                s.labels: s.value for s in signals if s.name == name and rule.matches(dict(s.labels), match)
-            }
+            limit = dates[index].sort_key()
+            prefix: dict[str, SeriesValue] = {key: {"facts": {}, "retracted": {}} for key in state}
+            for date, event_id, key, payload in facts:
+                if date.sort_key() <= limit:
+                    prefix[key]["facts"][event_id] = payload
+            points[index] = signals_of(prefix)
         return points[index]
 
     alerts = []
-    for labels, _ in sorted(at(0).items()) if dates else []:
+    for labels in walking:
         suffix: list[tuple[PartialDate, float]] = []
         for index in range(len(dates)):
             value = at(index).get(labels)
@@ -249,7 +229,7 @@ def _make_alert(
 
 
 def _event_alerts(rule: Rule, condition: EventCondition, group: Mapping[str, SeriesValue], unit: str) -> list[Alert]:
-    kind = _KIND_OF_TYPE[condition.type]
+    kind = EVENT_KINDS[condition.type]
     alerts = []
     for key, value in group.items():
         _, series = split_table_key(key)
@@ -281,20 +261,23 @@ def evaluate_units(
     ``group`` may decode them on demand.
     """
     series = {key: split_table_key(key)[1] for key in group if not key.startswith("#")}
+    by_kind: dict[str, list[str]] = {}
+    for key, sid in series.items():
+        by_kind.setdefault(sid.kind, []).append(key)
     changed_kinds = {series[key].kind for key in changed or () if key in series}
     evaluated: dict[str, list[Alert]] = {}
     for rule in rules.rules:
-        if changed is not None and changed_kinds.isdisjoint(_kinds_read(rule)):
+        if changed is not None and changed_kinds.isdisjoint(rule.kinds):
             continue
-        for part, keys in _units(rule, series).items():
+        for part, keys in _units(rule, series, by_kind).items():
             if changed is not None and changed.isdisjoint(keys):
                 continue
             state = {key: group[key] for key in keys}
+            unit = f"{rule.name}|{part}"
             if isinstance(rule.condition, EventCondition):
-                alerts = _event_alerts(rule, rule.condition, state, f"{rule.name}|{part}")
+                evaluated[unit] = _event_alerts(rule, rule.condition, state, unit)
             else:
-                alerts = _evaluate_unit(rule, router, state, f"{rule.name}|{part}")
-            evaluated[f"{rule.name}|{part}"] = alerts
+                evaluated[unit] = _evaluate_unit(rule, router, state, unit)
     return evaluated
 
 

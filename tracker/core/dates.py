@@ -62,7 +62,7 @@ class PartialDate:
             return Precision.MONTH
         return Precision.YEAR
 
-    @property
+    @functools.cached_property
     def month_index(self) -> float:
         """Return the middle of the period in months since year 0 (event-time arithmetic)."""
         if self.month is None:
@@ -73,7 +73,7 @@ class PartialDate:
         days = calendar.monthrange(self.year, self.month)[1]
         return base + (self.day - 0.5) / days
 
-    @property
+    @functools.cached_property
     def start(self) -> dt.date:
         """Return the first day of the period."""
         return dt.date(self.year, self.month or 1, self.day or 1)

@@ -220,6 +220,7 @@ EVENT_MODELS: dict[str, type[Event]] = {
 #: Where and when a fact was read, not what it says: two outlets reporting the
 #: same fact yield the same id, so the second report is a no-op.
 PROVENANCE_FIELDS = frozenset({"id", "source", "reported_on", "entity_name"})
+_PROVENANCE_EXCLUDE = set(PROVENANCE_FIELDS)
 
 
 def canonical_content(event: BaseModel) -> dict[str, Any]:
@@ -240,5 +241,5 @@ def content_digest(event: BaseModel) -> str:
     use the fastest stable encoding: pydantic's own, fields in declaration order
     (events have no free-form mappings whose key order could vary).
     """
-    text = event.model_dump_json(exclude=set(PROVENANCE_FIELDS))
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
+    text = event.__pydantic_serializer__.to_json(event, exclude=_PROVENANCE_EXCLUDE)
+    return hashlib.sha256(text).hexdigest()[:16]

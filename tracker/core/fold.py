@@ -96,6 +96,7 @@ class FoldBatch:
         self._locate = locate
         self._tombstones = tombstones
         self.changed: dict[str, SeriesValue] = {}
+        self._reads: dict[str, SeriesValue | None] = {}
         self.touched: list[str] = []
         self.applied: dict[str, set[str]] = {}
         self.revisited: set[str] = set()
@@ -104,7 +105,7 @@ class FoldBatch:
         self.touched.append(key)
         value = self.changed.get(key)
         if value is None:
-            stored = self._read(key)
+            stored = self._stored(key)
             value = (
                 empty_series()
                 if stored is None
@@ -116,8 +117,15 @@ class FoldBatch:
             self.changed[key] = value
         return value
 
+    def _stored(self, key: str) -> SeriesValue | None:
+        # Read once per batch: a read may decode, and a key is often peeked then written.
+        if key in self._reads:
+            return self._reads[key]
+        value = self._reads[key] = self._read(key)
+        return value
+
     def _peek(self, key: str) -> SeriesValue | None:
-        return self.changed.get(key) or self._read(key)
+        return self.changed.get(key) or self._stored(key)
 
     def apply(self, event: Event, event_id: str) -> Outcome:
         """Fold one event; afterwards ``touched`` lists the keys it changed."""

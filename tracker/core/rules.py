@@ -21,7 +21,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from tracker.core.routing import PEER_METRICS, PeerPair
+from tracker.core.routing import INVESTMENT_METRIC, PEER_METRICS, PeerPair
 
 __all__ = ["Condition", "Rule", "RuleSet", "render_template"]
 
@@ -41,6 +41,14 @@ SIGNAL_KINDS: dict[str, frozenset[str]] = {
     "market_export_rule_changed_timestamp_seconds": frozenset({"export"}),
     "market_peer_ratio": frozenset({"usage", "investment"}),
     "market_events_trailing": frozenset({"usage", "investment", "chip", "export"}),
+}
+
+#: The series kind each event type is folded into.
+EVENT_KINDS: dict[str, str] = {
+    "export_rule.changed": "export",
+    "chip_delivery.reported": "chip",
+    "usage.reported": "usage",
+    "investment.announced": "investment",
 }
 
 #: Fields an event rule can match, per event type: where each comes from in a series.
@@ -183,12 +191,35 @@ class Rule(_Strict):
                 raise ValueError(f"annotations.{name}: bad template: {exc}") from None
         return self
 
-    @property
+    @functools.cached_property
     def condition(self) -> Condition:
         """Return the one condition this rule watches."""
         found = self.threshold or self.peer or self.growth or self.event
         assert found is not None
         return found
+
+    @functools.cached_property
+    def selector(self) -> tuple[str, dict[str, str]]:
+        """Return the signal family a signal rule reads and the labels it must match."""
+        condition = self.condition
+        if isinstance(condition, PeerCondition):
+            return "market_peer_ratio", {
+                "entity": condition.entity,
+                "peer": condition.peer,
+                "metric": condition.metric,
+            }
+        assert not isinstance(condition, EventCondition), "an event rule reads facts, not a signal"
+        return condition.signal, dict(condition.match)
+
+    @functools.cached_property
+    def kinds(self) -> frozenset[str]:
+        """Return the kinds of series the rule reads (rule evaluation asks for every group)."""
+        condition = self.condition
+        if isinstance(condition, EventCondition):
+            return frozenset({EVENT_KINDS[condition.type]})
+        if isinstance(condition, PeerCondition):
+            return frozenset({"investment" if condition.metric == INVESTMENT_METRIC else "usage"})
+        return SIGNAL_KINDS[self.selector[0]]
 
     @functools.cached_property
     def version(self) -> str:

@@ -9,17 +9,17 @@ function of the live facts. Event time only: "latest" means the newest
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import math
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from tracker.core.dates import PartialDate, months_between
 from tracker.core.fold import SeriesValue, live_facts
 from tracker.core.routing import INVESTMENT_METRIC, Router, SeriesId, split_table_key
 
-__all__ = ["SIGNAL_HELP", "TRAILING_WINDOWS", "Signal", "derive_signals"]
+__all__ = ["SIGNAL_HELP", "TRAILING_WINDOWS", "Signal", "derive_signals", "series_signals"]
 
 TRAILING_WINDOWS = {"90d": 90, "365d": 365}
 _KIND_TYPE = {
@@ -44,9 +44,8 @@ SIGNAL_HELP = {
 }
 
 
-@dataclass(frozen=True)
-class Signal:
-    """One derived value with its family name and labels."""
+class Signal(NamedTuple):
+    """One derived value with its family name and labels (a tuple: rule evaluation makes many)."""
 
     name: str
     labels: tuple[tuple[str, str], ...]
@@ -61,6 +60,7 @@ def _signal(name: str, value: float, **labels: str) -> Signal:
     return Signal(name, tuple(labels.items()), value)
 
 
+@functools.lru_cache(maxsize=65536)
 def _timestamp(date: PartialDate) -> float:
     return dt.datetime.combine(date.start, dt.time(), dt.UTC).timestamp()
 
@@ -217,6 +217,14 @@ def _trailing(series: Mapping[SeriesId, SeriesValue]) -> list[Signal]:
                 for kind, count in sorted(counts.items())
             )
     return out
+
+
+def series_signals(key: str, value: SeriesValue) -> list[Signal]:
+    """Return the signals of one series alone (not the group-wide families), by table key."""
+    if key.startswith("#"):
+        return []
+    series_id = split_table_key(key)[1]
+    return _SERIES_SIGNALS[series_id.kind](series_id, value)
 
 
 def derive_signals(

@@ -148,7 +148,10 @@ class Alerting:
             evaluated = evaluate_units(self.rules, self.router, state, changed)
             # Evaluated whole, a group also clears the entries of parts no rule reads any more.
             units = set(evaluated) | self._stored_units(fold_key) if whole else set(evaluated)
+            stored_units = self._stored_units(fold_key)
             for unit in sorted(units):
+                if unit not in stored_units and not evaluated.get(unit):
+                    continue  # nothing was pending or firing, nothing is: the common case
                 key = unit_key(fold_key, unit)
                 stored = self.groups.get(key)
                 before = {fp: Alert.from_json(e["alert"]) for fp, e in (stored or {}).get("alerts", {}).items()}

@@ -173,7 +173,7 @@ class BatchFolder:
         for key in batch.touched:
             if not key.startswith("#"):
                 trail = self._touched.setdefault(key.partition("/")[0], [])
-                if provenance not in trail:
+                if not trail or trail[-1] is not provenance:  # one record may touch several keys
                     trail.append(provenance)
         self._types[event.type] += 1
         if outcome is Outcome.DUPLICATE:
