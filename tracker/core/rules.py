@@ -266,7 +266,7 @@ class _Lenient(dict[str, Any]):
 def render_template(template: str, labels: Mapping[str, str], value: float | None) -> str:
     """Fill ``{label}`` and ``{value}`` placeholders; unknown placeholders stay as written."""
     try:
-        return string.Formatter().vformat(template, (), _Lenient(labels, value=value))
+        return template.format_map(_Lenient(labels, value=value))
     except (ValueError, TypeError, IndexError, AttributeError):
         return template
 
