@@ -81,6 +81,8 @@ async def send_records(
     for encoded, value in records:
         if batch.append(key=encoded, value=value, timestamp=None) is None:
             sent.append((await producer.send_batch(batch, topic, partition=partition), batch.record_count()))
+            # Filling a batch takes milliseconds and queueing it rarely waits: let other tasks run.
+            await asyncio.sleep(0)
             batch = producer.create_batch()
             # The first record of a batch always fits, however big.
             batch.append(key=encoded, value=value, timestamp=None)

@@ -170,7 +170,9 @@ class Alerting:
             await self.send([(d["alert"]["fingerprint"].encode(), orjson.dumps(d)) for d in documents])
         for document in documents:
             self.metrics.transitions.labels(rule=document["alert"]["rule"], state=document["status"]).inc()
-        for key, value in writes.items():
+        for count, (key, value) in enumerate(writes.items(), 1):
+            if count % (10 * GROUPS_PER_YIELD) == 0:
+                await asyncio.sleep(0)
             fold_key, _, unit = key.partition(UNIT_INFIX)
             if value is None:
                 del self.groups[key]

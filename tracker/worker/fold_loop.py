@@ -35,7 +35,7 @@ from tracker.kafka.client_config import client_options
 from tracker.kafka.partitioning import partition_for, partitioner
 from tracker.kafka.topics import MAX_TABLE_VALUE_BYTES
 from tracker.settings import Settings
-from tracker.worker.folding import BatchFolder, Incoming
+from tracker.worker.folding import RECORDS_PER_YIELD, BatchFolder, Incoming
 from tracker.worker.metrics import PipelineMetrics
 from tracker.worker.state import StateTable
 
@@ -46,6 +46,10 @@ logger = logging.getLogger(__name__)
 #: How long the producer waits to fill a batch of records, and how big a batch may be.
 PRODUCER_LINGER_MS = 10
 PRODUCER_MAX_BATCH_BYTES = 512 * 1024
+
+#: Records taken from the consumer at once: converting a fetch is done in slices this size,
+#: so that the web server answers in between.
+RECORDS_PER_FETCH = 2000
 
 #: Pause between two attempts to write a batch's records while the broker does not answer.
 RETRY_SECONDS = 1.0
@@ -208,7 +212,7 @@ class FoldLoop(ConsumerRebalanceListener):  # type: ignore[misc]
         assert self._consumer is not None
         within, wanted = self.settings.batch_within_seconds, self.settings.batch_size
         fetched: dict[TopicPartition, list[Any]] = await self._consumer.getmany(
-            timeout_ms=int(within * 1000), max_records=wanted
+            timeout_ms=int(within * 1000), max_records=min(wanted, RECORDS_PER_FETCH)
         )
         count = sum(len(records) for records in fetched.values())
         loop = asyncio.get_running_loop()
@@ -217,7 +221,11 @@ class FoldLoop(ConsumerRebalanceListener):  # type: ignore[misc]
             remaining = deadline - loop.time()
             if remaining <= 0:
                 break
-            more = await self._consumer.getmany(timeout_ms=max(1, int(remaining * 1000)), max_records=wanted - count)
+            # Records already fetched come back without a pause: let the web server answer.
+            await asyncio.sleep(0)
+            more = await self._consumer.getmany(
+                timeout_ms=max(1, int(remaining * 1000)), max_records=min(wanted - count, RECORDS_PER_FETCH)
+            )
             for tp, records in more.items():
                 fetched.setdefault(tp, []).extend(records)
                 count += len(records)
@@ -252,7 +260,11 @@ class FoldLoop(ConsumerRebalanceListener):  # type: ignore[misc]
         mine = {tp: records for tp, records in fetched.items() if tp.partition in self.ready and records}
         if not mine:
             return
-        records = [_incoming(record) for batch in mine.values() for record in batch]
+        records: list[Incoming] = []
+        for batch in mine.values():
+            for start in range(0, len(batch), RECORDS_PER_YIELD):
+                records.extend(_incoming(record) for record in batch[start : start + RECORDS_PER_YIELD])
+                await asyncio.sleep(0)  # a full fetch takes tens of milliseconds to convert
         await self.folder.fold(records)
         self.metrics.records_read.labels(topic=self.settings.events_topic).inc(len(records))
         outbox, self._outbox = self._outbox, []

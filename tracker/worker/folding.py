@@ -30,7 +30,7 @@ from tracker.worker.alerting import Alerting, Provenance
 from tracker.worker.index import TableIndex
 from tracker.worker.metrics import PipelineMetrics
 
-__all__ = ["BatchFolder", "Incoming", "Send"]
+__all__ = ["RECORDS_PER_YIELD", "BatchFolder", "Incoming", "Send"]
 
 #: Records folded (or table keys written) between two chances for the web server to answer:
 #: a batch of 20,000 records takes seconds, and ingestion and reads share the event loop.
@@ -142,9 +142,11 @@ class BatchFolder:
         for kind, count in self._types.items():  # one labelled increment per type per batch
             self.metrics.events.labels(type=kind).inc(count)
         now = self.clock()
-        for record in records:
+        for count, record in enumerate(records, 1):
             if record.timestamp is not None:
                 self.metrics.latency.observe(max(0.0, now - record.timestamp))
+            if count % (10 * RECORDS_PER_YIELD) == 0:
+                await asyncio.sleep(0)
 
     async def _fold_one(self, record: Incoming, batch: FoldBatch) -> None:
         if record.value is None:
