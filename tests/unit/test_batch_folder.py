@@ -84,3 +84,26 @@ def test_the_index_only_locates_facts_on_the_asked_partition() -> None:
 
     assert found[home] == ["acme/usage:acme:dau"]
     assert all(found[p] == [] for p in range(PARTITIONS) if p != home)
+
+
+class _HashedAsRetracted(str):
+    """An id whose hash is that of the id "retracted": the index keys ids by their hash."""
+
+    def __hash__(self) -> int:
+        return hash("retracted")
+
+
+def test_ids_whose_hashes_collide_are_both_located_and_only_the_held_one_retracted() -> None:
+    table: dict[str, Any] = {
+        "acme/usage:acme:dau": {"facts": {"kept": ["d1", "2024", 1.0]}, "retracted": {}},
+        "acme/usage:acme:mau": {"facts": {"retracted": ["d2", "2024", 2.0]}, "retracted": {}},
+    }
+    folder = folder_over(table)
+    home = partition_for("acme", PARTITIONS)
+    folder.index.ensure(home)
+    folder.index.add_series("acme/usage:acme:dau", [_HashedAsRetracted("kept")])
+
+    # Both keys are candidates; the fold checks which series really holds the id.
+    assert sorted(folder.index.locate(home, "retracted")) == ["acme/usage:acme:dau", "acme/usage:acme:mau"]
+    asyncio.run(folder.fold(broadcast(retraction("retracted"), 0)))
+    assert live_ids(table) == {"kept"}
