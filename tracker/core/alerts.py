@@ -11,7 +11,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -27,7 +27,7 @@ from tracker.core.rules import (
     RuleSet,
     render_template,
 )
-from tracker.core.signals import derive_signals, series_signals
+from tracker.core.signals import Signal, derive_signals, series_history
 
 __all__ = ["Alert", "Transition", "evaluate", "transitions"]
 
@@ -124,22 +124,57 @@ def _dated_facts(group: Mapping[str, SeriesValue]) -> list[tuple[PartialDate, st
     return facts
 
 
-def _units(rule: Rule, series: Mapping[str, SeriesId], by_kind: Mapping[str, list[str]]) -> dict[str, tuple[str, ...]]:
-    """Split a group (series by key) into the parts a rule reads: a series, a peer pair, a subject."""
+def _kind(key: str) -> str:
+    """Return the series kind of a table key (``<fold key>/<kind>:<labels>``) without parsing it whole."""
+    return key.partition("/")[2].partition(":")[0]
+
+
+def _units(
+    rule: Rule, router: Router, group: Mapping[str, SeriesValue], fold_key: str, keys: Mapping[str, list[str]]
+) -> dict[str, tuple[str, ...]]:
+    """Split the series a rule reads into its parts: a series, a peer pair, a whole group.
+
+    ``keys`` are the group's series keys worth evaluating, by kind (all of them, or
+    those a batch changed): a part that reads one series is found among them alone; a
+    peer pair and a group-wide family are read whole from ``group`` whenever one of
+    their series is among ``keys``.
+    """
     condition = rule.condition
+    if all(kind not in keys for kind in rule.kinds):
+        return {}
     if isinstance(condition, PeerCondition):
+        if router.fold_key(condition.entity) != fold_key:
+            return {}
         kind = "investment" if condition.metric == INVESTMENT_METRIC else "usage"
         wanted = {
-            SeriesId(kind, (entity,) if kind == "investment" else (entity, condition.metric))
+            router.table_key(SeriesId(kind, (entity,) if kind == "investment" else (entity, condition.metric)))
             for entity in (condition.entity, condition.peer)
         }
-        keys = tuple(sorted(key for key in by_kind.get(kind, ()) if series[key] in wanted))
-        return {"+".join(keys): keys} if keys else {}
-    read = [key for kind in rule.kinds for key in by_kind.get(kind, ())]
+        pair = tuple(sorted(key for key in wanted if key in group))
+        return {"+".join(pair): pair} if pair and not wanted.isdisjoint(keys[kind]) else {}
     if not isinstance(condition, EventCondition) and rule.selector[0] in _GROUP_WIDE:
-        keys = tuple(sorted(read))
-        return {"+".join(keys): keys} if keys else {}
-    return {key: (key,) for key in read}
+        whole = tuple(sorted(key for key in group if _kind(key) in rule.kinds))
+        return {"+".join(whole): whole} if whole else {}
+    return {key: (key,) for kind in rule.kinds for key in keys.get(kind, ())}
+
+
+Labels = tuple[tuple[str, str], ...]
+
+
+def _group_history(
+    router: Router, state: Mapping[str, SeriesValue], name: str
+) -> Iterator[tuple[PartialDate, list[Signal]]]:
+    """Yield a group-wide family's signals at each distinct date of the unit's facts, newest first."""
+    trailing, peers = name == "market_events_trailing", name == "market_peer_ratio"
+    facts = _dated_facts(state)
+    for index in range(len(facts) - 1, -1, -1):
+        date = facts[index][0]
+        if index + 1 < len(facts) and facts[index + 1][0].sort_key() == date.sort_key():
+            continue  # not the last fact of its date
+        prefix: dict[str, SeriesValue] = {key: {"facts": {}, "retracted": {}} for key in state}
+        for _, event_id, key, payload in facts[: index + 1]:
+            prefix[key]["facts"][event_id] = payload
+        yield date, derive_signals(router, prefix, trailing=trailing, peers=peers)
 
 
 def _evaluate_unit(rule: Rule, router: Router, state: Mapping[str, SeriesValue], unit: str) -> list[Alert]:
@@ -148,62 +183,54 @@ def _evaluate_unit(rule: Rule, router: Router, state: Mapping[str, SeriesValue],
     The walk stops at the first point that resolves (or has no value): the state
     machine is inactive there whatever came before, so replaying forward from that
     point gives exactly what a replay of the whole history gives. Most units do not
-    fire now, and their walk ends at the newest point: the history is sorted only
+    fire now, and their walk ends at the newest point: older points are derived only
     for the others.
     """
     bounds = rule.condition
     assert not isinstance(bounds, EventCondition)
     name, match = rule.selector
-    group_wide = name in _GROUP_WIDE
+    if name in _GROUP_WIDE:
+        history = _group_history(router, state, name)
+    else:
+        ((key, series),) = state.items()  # a signal rule on one series family reads one series
+        history = series_history(key, series)
+    points: list[tuple[PartialDate, dict[Labels, float]]] = []
 
-    def signals_of(prefix: Mapping[str, SeriesValue]) -> dict[tuple[tuple[str, str], ...], float]:
-        if group_wide:
-            signals = derive_signals(
-                router, prefix, trailing=name == "market_events_trailing", peers=name == "market_peer_ratio"
-            )
-        else:
-            signals = [signal for key, value in prefix.items() for signal in series_signals(key, value)]
-        wanted = [s for s in signals if s.name == name]
-        if match:
-            wanted = [s for s in wanted if rule.matches(dict(s.labels), match)]
-        return {s.labels: s.value for s in wanted}
-
-    # At the newest date every live fact counts: the state itself.
-    newest = signals_of(state)
-    walking = sorted(labels for labels, value in newest.items() if not bounds.resolves(value))
-    if not walking:
-        return []
-    facts = _dated_facts(state)
-    dates: list[PartialDate] = []
-    for date, *_ in reversed(facts):
-        if not dates or dates[-1].sort_key() != date.sort_key():
-            dates.append(date)
-    points = {0: newest}
-
-    def at(index: int) -> dict[tuple[tuple[str, str], ...], float]:
-        if index not in points:
-            limit = dates[index].sort_key()
-            prefix: dict[str, SeriesValue] = {key: {"facts": {}, "retracted": {}} for key in state}
-            for date, event_id, key, payload in facts:
-                if date.sort_key() <= limit:
-                    prefix[key]["facts"][event_id] = payload
-            points[index] = signals_of(prefix)
+    def at(index: int) -> tuple[PartialDate, dict[Labels, float]] | None:
+        while len(points) <= index:
+            found = next(history, None)
+            if found is None:
+                return None
+            date, signals = found
+            wanted = [s for s in signals if s.name == name]
+            if match:
+                wanted = [s for s in wanted if rule.matches(dict(s.labels), match)]
+            points.append((date, {s.labels: s.value for s in wanted}))
         return points[index]
 
+    newest = at(0)
+    walking = sorted(labels for labels, figure in (newest[1] if newest else {}).items() if not bounds.resolves(figure))
     alerts = []
     for labels in walking:
         suffix: list[tuple[PartialDate, float]] = []
-        for index in range(len(dates)):
-            value = at(index).get(labels)
-            if value is None or bounds.resolves(value):
+        index = 0
+        while (point := at(index)) is not None:
+            figure = point[1].get(labels)
+            if figure is None or bounds.resolves(figure):
                 break
-            suffix.append((dates[index], value))
+            suffix.append((point[0], figure))
+            index += 1
         machine = _Machine()
-        for date, value in reversed(suffix):
-            machine.step(date, value, rule)
+        for date, figure in reversed(suffix):
+            machine.step(date, figure, rule)
         if machine.state != "inactive" and machine.start is not None:
             start = machine.start.sort_key()
-            causes = [event_id for date, event_id, _, _ in facts if date.sort_key() == start]
+            causes = [
+                event_id
+                for series in state.values()
+                for event_id, payload in live_facts(series)
+                if _date(payload[1]).sort_key() == start
+            ]
             alerts.append(_make_alert(rule, dict(labels), machine.state, machine.start, machine.value, causes, unit))
     return alerts
 
@@ -266,19 +293,17 @@ def evaluate_units(
     list for a part with none). Values are read only for the parts evaluated, so
     ``group`` may decode them on demand.
     """
-    series = {key: split_table_key(key)[1] for key in group if not key.startswith("#")}
-    by_kind: dict[str, list[str]] = {}
-    for key, sid in series.items():
-        by_kind.setdefault(sid.kind, []).append(key)
-    changed_kinds = {series[key].kind for key in changed or () if key in series}
+    keys: dict[str, list[str]] = {}
+    for key in group if changed is None else changed:
+        if not key.startswith("#") and key in group:
+            keys.setdefault(_kind(key), []).append(key)
+    if not keys:
+        return {}
+    fold_key = next(iter(keys.values()))[0].partition("/")[0]
     evaluated: dict[str, list[Alert]] = {}
     for rule in rules.rules:
-        if changed is not None and changed_kinds.isdisjoint(rule.kinds):
-            continue
-        for part, keys in _units(rule, series, by_kind).items():
-            if changed is not None and changed.isdisjoint(keys):
-                continue
-            state = {key: group[key] for key in keys}
+        for part, unit_keys in _units(rule, router, group, fold_key, keys).items():
+            state = {key: group[key] for key in unit_keys}
             unit = f"{rule.name}|{part}"
             if isinstance(rule.condition, EventCondition):
                 evaluated[unit] = _event_alerts(rule, rule.condition, state, unit)

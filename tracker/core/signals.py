@@ -11,15 +11,16 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import math
+import operator
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, NamedTuple
 
 from tracker.core.dates import PartialDate, months_between
 from tracker.core.fold import SeriesValue, live_facts
 from tracker.core.routing import INVESTMENT_METRIC, Router, SeriesId, split_table_key
 
-__all__ = ["SIGNAL_HELP", "TRAILING_WINDOWS", "Signal", "derive_signals", "series_signals"]
+__all__ = ["SIGNAL_HELP", "TRAILING_WINDOWS", "Signal", "derive_signals", "series_history", "series_signals"]
 
 TRAILING_WINDOWS = {"90d": 90, "365d": 365}
 _KIND_TYPE = {
@@ -65,11 +66,24 @@ def _timestamp(date: PartialDate) -> float:
     return dt.datetime.combine(date.start, dt.time(), dt.UTC).timestamp()
 
 
-def _newest_first(
-    facts: Iterable[tuple[str, list[Any]]],
-) -> list[tuple[str, list[Any], PartialDate]]:
-    dated = [(event_id, payload, PartialDate.parse(payload[1])) for event_id, payload in facts]
-    dated.sort(key=lambda item: (item[2].sort_key(), item[0]), reverse=True)
+@functools.lru_cache(maxsize=65536)
+def _when(text: str) -> tuple[tuple[float, int], PartialDate]:
+    # Every evaluation of a series sorts its facts by date: the same few thousand dates.
+    date = PartialDate.parse(text)
+    return date.sort_key(), date
+
+
+Dated = tuple[tuple[float, int], str, PartialDate, list[Any]]
+
+
+def _newest_first(facts: Iterable[tuple[str, list[Any]]]) -> list[Dated]:
+    """Return (sort key, event id, date, payload) of each fact, newest first (ids break ties)."""
+    dated: list[Dated] = []
+    for event_id, payload in facts:
+        order, date = _when(payload[1])
+        dated.append((order, event_id, date, payload))
+    # Ids are unique within a series: the sort never compares dates or payloads.
+    dated.sort(reverse=True)
     return dated
 
 
@@ -80,108 +94,84 @@ def _monthly_growth(newer: tuple[float, PartialDate], older: tuple[float, Partia
     return float((newer[0] / older[0]) ** (1 / months) - 1)
 
 
-def _usage(series: SeriesId, value: SeriesValue) -> list[Signal]:
+def _usage(series: SeriesId, dated: list[Dated]) -> list[Signal]:
     entity, metric = series.labels
-    dated = _newest_first(live_facts(value))
     if not dated:
         return []
-    _, newest, newest_date = dated[0]
+    _, _, newest_date, newest = dated[0]
+    labels = (("entity", entity), ("metric", metric))
     out = [
-        _signal("market_usage", newest[2], entity=entity, metric=metric),
-        _signal(
-            "market_signal_observed_timestamp_seconds",
-            _timestamp(newest_date),
-            entity=entity,
-            metric=metric,
-        ),
+        Signal("market_usage", labels, newest[2]),
+        Signal("market_signal_observed_timestamp_seconds", labels, _timestamp(newest_date)),
     ]
-    older = next((item for item in dated if item[2].month_index < newest_date.month_index), None)
-    if older is not None:
-        growth = _monthly_growth((newest[2], newest_date), (older[1][2], older[2]))
-        if growth is not None:
-            out.append(_signal("market_usage_growth_monthly_ratio", growth, entity=entity, metric=metric))
+    newest_month = newest_date.month_index
+    for _, _, date, payload in dated:
+        if date.month_index < newest_month:
+            growth = _monthly_growth((newest[2], newest_date), (payload[2], date))
+            if growth is not None:
+                out.append(Signal("market_usage_growth_monthly_ratio", labels, growth))
+            break
     return out
 
 
-def _investment(series: SeriesId, value: SeriesValue) -> list[Signal]:
+def _investment(series: SeriesId, dated: list[Dated]) -> list[Signal]:
     (entity,) = series.labels
-    dated = _newest_first(live_facts(value))
     if not dated:
         return []
     by_period: dict[int, float] = {}
-    for _, payload, _ in dated:
+    for *_, payload in dated:
         by_period.setdefault(payload[2], payload[3])
-    out = [
-        _signal("market_investment_usd", amount, entity=entity, period=str(period))
-        for period, amount in sorted(by_period.items())
-    ]
-    for period, amount in sorted(by_period.items()):
+    periods = sorted(by_period.items())
+    out = [Signal("market_investment_usd", (("entity", entity), ("period", str(p))), amount) for p, amount in periods]
+    for period, amount in periods:
         previous = by_period.get(period - 1)
         if previous:
-            out.append(
-                _signal(
-                    "market_investment_growth_ratio",
-                    amount / previous - 1,
-                    entity=entity,
-                    period=str(period),
-                )
-            )
-    out.append(
-        _signal(
-            "market_signal_observed_timestamp_seconds",
-            _timestamp(dated[0][2]),
-            entity=entity,
-            metric=INVESTMENT_METRIC,
-        )
-    )
+            labels = (("entity", entity), ("period", str(period)))
+            out.append(Signal("market_investment_growth_ratio", labels, amount / previous - 1))
+    observed = (("entity", entity), ("metric", INVESTMENT_METRIC))
+    out.append(Signal("market_signal_observed_timestamp_seconds", observed, _timestamp(dated[0][2])))
     return out
 
 
-def _chip(series: SeriesId, value: SeriesValue) -> list[Signal]:
+def _chip(series: SeriesId, dated: list[Dated]) -> list[Signal]:
     buyer, vendor, product = series.labels
     # Sum in id order with fsum: the total must not depend on arrival order.
     units: dict[str, list[float]] = defaultdict(list)
     values: list[float] = []
-    for _, (_, _, stage, count, price) in sorted(live_facts(value), key=lambda item: item[0]):
+    for *_, (_, _, stage, count, price) in sorted(dated, key=operator.itemgetter(1)):
         units[stage].append(count)
         if stage == "ordered" and price is not None:
             values.append(count * price)
+    labels = (("buyer", buyer), ("vendor", vendor), ("product", product))
     out = [
-        _signal("market_chip_units", math.fsum(counts), buyer=buyer, vendor=vendor, product=product, stage=stage)
+        Signal("market_chip_units", (*labels, ("stage", stage)), math.fsum(counts))
         for stage, counts in sorted(units.items())
     ]
     if values:
-        labels = {"buyer": buyer, "vendor": vendor, "product": product}
-        out.append(_signal("market_chip_order_value_usd", math.fsum(values), **labels))
+        out.append(Signal("market_chip_order_value_usd", labels, math.fsum(values)))
     return out
 
 
-def _export(series: SeriesId, value: SeriesValue) -> list[Signal]:
+def _export(series: SeriesId, dated: list[Dated]) -> list[Signal]:
     authority, product, destination = series.labels
-    changes = [
-        (
-            PartialDate.parse(payload[2]).sort_key(),
-            PartialDate.parse(payload[1]).sort_key(),
-            event_id,
-            payload,
-        )
-        for event_id, payload in live_facts(value)
-    ]
+    changes = [(_when(payload[2])[0], order, event_id, payload) for order, event_id, _, payload in dated]
     if not changes:
         return []
     *_, latest = max(changes)
-    labels = {"authority": authority, "product": product, "destination": destination}
+    labels = (("authority", authority), ("product", product), ("destination", destination))
     return [
-        _signal("market_export_rule_state", float(latest[3]), **labels),
-        _signal(
-            "market_export_rule_changed_timestamp_seconds",
-            _timestamp(PartialDate.parse(latest[2])),
-            **labels,
-        ),
+        Signal("market_export_rule_state", labels, float(latest[3])),
+        Signal("market_export_rule_changed_timestamp_seconds", labels, _timestamp(_when(latest[2])[1])),
     ]
 
 
-_SERIES_SIGNALS = {"usage": _usage, "investment": _investment, "chip": _chip, "export": _export}
+#: The signals of one series, from its live facts newest first (``_newest_first``).
+_SERIES_SIGNALS: dict[str, Callable[[SeriesId, list[Dated]], list[Signal]]] = {
+    "usage": _usage,
+    "investment": _investment,
+    "chip": _chip,
+    "export": _export,
+}
 
 
 def _latest_figure(series: Mapping[SeriesId, SeriesValue], entity: str, metric: str) -> float | None:
@@ -189,21 +179,18 @@ def _latest_figure(series: Mapping[SeriesId, SeriesValue], entity: str, metric: 
         value = series.get(SeriesId("investment", (entity,)))
         if value is None:
             return None
-        dated = sorted(
-            ((PartialDate.parse(p[1]).sort_key(), p[2], event_id, p[3]) for event_id, p in live_facts(value)),
-            reverse=True,
-        )
+        dated = sorted(((_when(p[1])[0], p[2], event_id, p[3]) for event_id, p in live_facts(value)), reverse=True)
         return dated[0][3] if dated else None
     value = series.get(SeriesId("usage", (entity, metric)))
     dated_usage = _newest_first(live_facts(value)) if value is not None else []
-    return float(dated_usage[0][1][2]) if dated_usage else None
+    return float(dated_usage[0][3][2]) if dated_usage else None
 
 
 def _trailing(series: Mapping[SeriesId, SeriesValue]) -> list[Signal]:
     dates: dict[str, list[tuple[str, dt.date]]] = defaultdict(list)
     for series_id, value in series.items():
         for _, payload in live_facts(value):
-            dates[series_id.subject].append((_KIND_TYPE[series_id.kind], PartialDate.parse(payload[1]).start))
+            dates[series_id.subject].append((_KIND_TYPE[series_id.kind], _when(payload[1])[1].start))
     out: list[Signal] = []
     for entity, facts in sorted(dates.items()):
         anchor = max(day for _, day in facts)
@@ -224,7 +211,22 @@ def series_signals(key: str, value: SeriesValue) -> list[Signal]:
     if key.startswith("#"):
         return []
     series_id = split_table_key(key)[1]
-    return _SERIES_SIGNALS[series_id.kind](series_id, value)
+    return _SERIES_SIGNALS[series_id.kind](series_id, _newest_first(live_facts(value)))
+
+
+def series_history(key: str, value: SeriesValue) -> Iterator[tuple[PartialDate, list[Signal]]]:
+    """Yield the signals of one series at each distinct date of its facts, newest first.
+
+    The signals at a date are those of the facts dated then or earlier: what the
+    series showed at that point of event time. Rule evaluation walks this back
+    from the newest date and usually stops at the first point.
+    """
+    series_id = split_table_key(key)[1]
+    derive = _SERIES_SIGNALS[series_id.kind]
+    dated = _newest_first(live_facts(value))
+    for start, (order, _, date, _) in enumerate(dated):
+        if start == 0 or dated[start - 1][0] != order:
+            yield date, derive(series_id, dated[start:])
 
 
 def derive_signals(
@@ -243,7 +245,7 @@ def derive_signals(
     out: list[Signal] = []
     for fold_key, series in sorted(groups.items()):
         for series_id, value in sorted(series.items(), key=lambda item: item[0].encode()):
-            out.extend(_SERIES_SIGNALS[series_id.kind](series_id, value))
+            out.extend(_SERIES_SIGNALS[series_id.kind](series_id, _newest_first(live_facts(value))))
         if trailing:
             out.extend(_trailing(series))
         for pair in router.peers_in(fold_key) if peers else ():

@@ -16,6 +16,7 @@ import hashlib
 import json
 import time
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, MutableMapping
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from typing import Any
 
@@ -92,7 +93,7 @@ class Alerting:
         router: Router,
         series: Mapping[str, SeriesValue],
         groups: MutableMapping[str, Any],
-        members: Callable[[str], set[str]],
+        members: Callable[[str], AbstractSet[str]],
         send: Send,
         metrics: PipelineMetrics,
         clock: Callable[[], float] = time.time,
@@ -153,10 +154,15 @@ class Alerting:
                 if unit not in stored_units and not evaluated.get(unit):
                     continue  # nothing was pending or firing, nothing is: the common case
                 key = unit_key(fold_key, unit)
-                stored = self.groups.get(key)
-                before = {fp: Alert.from_json(e["alert"]) for fp, e in (stored or {}).get("alerts", {}).items()}
+                stored = self.groups.get(key) if unit in stored_units else None
+                previous = (stored or {}).get("alerts", {})
                 after = {alert.fingerprint: alert for alert in evaluated.get(unit, ())}
-                changes = [transition_document(t, provenance, now) for t in transitions(before, after)]
+                changes = []
+                if {fp: entry["alert"]["state"] for fp, entry in previous.items()} != {
+                    fp: alert.state for fp, alert in after.items()
+                }:  # the same alerts in the same states make no transition: the common case
+                    before = {fp: Alert.from_json(entry["alert"]) for fp, entry in previous.items()}
+                    changes = [transition_document(t, provenance, now) for t in transitions(before, after)]
                 documents.extend(changes)
                 value = self._entry(stored, after, changes, provenance, now) if after else None
                 if value != stored:
@@ -216,12 +222,15 @@ class _Members(Mapping[str, SeriesValue]):
     """A fold group's series, read from the table (and decoded) only when evaluation asks."""
 
     def __init__(
-        self, series: Mapping[str, SeriesValue], keys: Iterable[str], fresh: Mapping[str, SeriesValue]
+        self, series: Mapping[str, SeriesValue], keys: AbstractSet[str], fresh: Mapping[str, SeriesValue]
     ) -> None:
         self._series = series
-        self._keys = [key for key in keys if key in fresh or key in series]
+        self._keys = keys
         self._read: dict[str, SeriesValue] = {}
         self._fresh = fresh
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._keys and (key in self._fresh or key in self._series)
 
     def __getitem__(self, key: str) -> SeriesValue:
         value = self._fresh.get(key) or self._read.get(key)
@@ -230,7 +239,7 @@ class _Members(Mapping[str, SeriesValue]):
         return value
 
     def __iter__(self) -> Iterator[str]:
-        return iter(self._keys)
+        return (key for key in self._keys if key in self)
 
     def __len__(self) -> int:
-        return len(self._keys)
+        return sum(1 for _ in self)

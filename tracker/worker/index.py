@@ -9,6 +9,7 @@ when partitions move (``reset``).
 from __future__ import annotations
 
 from collections.abc import Mapping
+from collections.abc import Set as AbstractSet
 
 from tracker.core.fold import SeriesValue
 from tracker.kafka.partitioning import partition_for
@@ -53,10 +54,10 @@ class TableIndex:
         # a batch of another partition must never write (a stale copy of) this one's keys.
         return [key for key in keys if self.partition_of(key) == partition]
 
-    def group(self, fold_key: str) -> set[str]:
-        """Return the series keys of a fold group."""
+    def group(self, fold_key: str) -> AbstractSet[str]:
+        """Return the series keys of a fold group (the index's own set: read it, do not keep it)."""
         self.ensure(self.partition_of(fold_key))
-        return set(self._groups.get(fold_key, ()))
+        return self._groups.get(fold_key, frozenset())
 
     def add_series(self, key: str, event_ids: object) -> None:
         """Record a series key and the fact ids it holds."""
