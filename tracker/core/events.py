@@ -8,6 +8,7 @@ so the same fact published twice carries the same id.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import math
@@ -34,7 +35,9 @@ __all__ = [
 SLUG_PATTERN = r"^[a-z0-9][a-z0-9_-]*$"
 
 
+@functools.lru_cache(maxsize=65536)
 def _check_partial_date(text: str) -> str:
+    # Every event carries a date or two, and a stream repeats the same few thousand.
     return str(PartialDate.parse(text))
 
 

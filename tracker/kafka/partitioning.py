@@ -22,6 +22,8 @@ __all__ = ["broadcast_key", "partition_for", "partitioner"]
 
 def partition_for(key: str | bytes, partitions: int) -> int:
     """Return the partition of a key among ``partitions``."""
+    if isinstance(key, str) and not key.startswith(('"', "#")):
+        return _hashed_text(key.partition("/")[0], partitions)  # table keys: the common case
     raw = key.encode() if isinstance(key, str) else key
     if raw.startswith(b'"'):
         # Faust serializes a table's str keys as JSON strings; hash the text inside.
@@ -37,6 +39,11 @@ def partition_for(key: str | bytes, partitions: int) -> int:
 def _hashed(head: bytes, partitions: int) -> int:
     # murmur2 is pure Python in aiokafka; scrapes and folds ask for the same fold keys again and again.
     return int(murmur2(head) & 0x7FFFFFFF) % partitions
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _hashed_text(head: str, partitions: int) -> int:
+    return _hashed(head.encode(), partitions)
 
 
 def broadcast_key(partition: int, rest: str) -> str:

@@ -17,8 +17,7 @@ import json
 import time
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, MutableMapping
 from collections.abc import Set as AbstractSet
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 
@@ -46,9 +45,8 @@ def unit_key(fold_key: str, unit: str) -> str:
     return f"{fold_key}{UNIT_INFIX}{unit}"
 
 
-@dataclass(frozen=True)
-class Provenance:
-    """Where a folded record came from."""
+class Provenance(NamedTuple):
+    """Where a folded record came from (a tuple: the fold makes one per record)."""
 
     event_id: str
     topic: str

@@ -16,8 +16,7 @@ import json
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping, MutableMapping, Sequence
-from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from tracker.core.decode import decode_event
 from tracker.core.events import EventRetracted
@@ -37,8 +36,7 @@ __all__ = ["RECORDS_PER_YIELD", "BatchFolder", "Incoming", "Send"]
 RECORDS_PER_YIELD = 100
 
 
-@dataclass(frozen=True)
-class Incoming:
+class Incoming(NamedTuple):
     """One record as the folder needs it, independent of the Kafka client's record type."""
 
     topic: str
