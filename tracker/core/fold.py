@@ -29,7 +29,7 @@ from tracker.core.events import (
     UsageReported,
     content_digest,
 )
-from tracker.core.routing import Router, series_of
+from tracker.core.routing import Router, SeriesId, series_of
 
 __all__ = ["FoldBatch", "Outcome", "Projection", "fact_payload", "live_facts", "tombstones_key"]
 
@@ -127,12 +127,16 @@ class FoldBatch:
     def _peek(self, key: str) -> SeriesValue | None:
         return self.changed.get(key) or self._stored(key)
 
-    def apply(self, event: Event, event_id: str) -> Outcome:
-        """Fold one event; afterwards ``touched`` lists the keys it changed."""
+    def apply(self, event: Event, event_id: str, series: SeriesId | None = None) -> Outcome:
+        """Fold one event; afterwards ``touched`` lists the keys it changed.
+
+        ``series`` is the fact's series when the caller has it already (the worker
+        routes each record by it first).
+        """
         self.touched = []
         if isinstance(event, EventRetracted):
             return self._retract(event.target_id, event_id)
-        series = series_of(event)
+        series = series or series_of(event)
         assert series is not None
         key = self.router.table_key(series)
         payload = fact_payload(event)

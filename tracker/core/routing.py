@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 import re
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from tracker.core.events import (
     ChipDeliveryReported,
@@ -57,9 +58,8 @@ def parse_peers(text: str) -> tuple[PeerPair, ...]:
     return tuple(dict.fromkeys(pairs))
 
 
-@dataclass(frozen=True)
-class SeriesId:
-    """The identity of a series: its kind and the labels that name it."""
+class SeriesId(NamedTuple):
+    """The identity of a series: its kind and the labels that name it (a tuple: the fold makes one per event)."""
 
     kind: str
     labels: tuple[str, ...]

@@ -19,12 +19,11 @@ from collections.abc import Awaitable, Callable, Mapping, MutableMapping, Sequen
 from typing import Any, NamedTuple, Protocol
 
 from tracker.core.decode import decode_event
-from tracker.core.events import EventRetracted
 from tracker.core.fold import FoldBatch, Outcome, SeriesValue, tombstones_key
-from tracker.core.routing import Router
+from tracker.core.routing import Router, series_of
 from tracker.errors import EventValidationError, FieldError
 from tracker.kafka.partitioning import broadcast_key, partition_for
-from tracker.kafka.publisher import BROADCAST_HEADER, encode_event, record_key
+from tracker.kafka.publisher import BROADCAST_HEADER, encode_event
 from tracker.worker.alerting import Alerting, Provenance
 from tracker.worker.index import TableIndex
 from tracker.worker.metrics import PipelineMetrics
@@ -156,18 +155,19 @@ class BatchFolder:
             await self._dead_letter(record, exc)
             return
         event_id = event.event_id
-        if isinstance(event, EventRetracted):
+        series = series_of(event)
+        if series is None:  # a retraction
             if BROADCAST_HEADER not in record.headers:
                 await self._broadcast(event_id, record)
                 self.metrics.rerouted.inc()
                 return
         else:
-            key = record_key(self.router, event)
+            key = self.router.fold_key(series.subject)  # the record key our publisher gives it
             if partition_for(key, self.partitions) != record.partition:
                 await self.send(self.events_topic, key.encode(), encode_event(event), None, [])
                 self.metrics.rerouted.inc()
                 return
-        outcome = batch.apply(event, event_id)
+        outcome = batch.apply(event, event_id, series)
         self._applied += 1
         provenance = Provenance(event_id, record.topic, record.partition, record.offset)
         for key in batch.touched:
