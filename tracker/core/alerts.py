@@ -13,7 +13,7 @@ import hashlib
 import json
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 from tracker.core.dates import PartialDate, months_between
 from tracker.core.fold import SeriesValue, live_facts
@@ -41,9 +41,11 @@ def _date(text: str) -> PartialDate:
     return PartialDate.parse(text)
 
 
-@dataclass(frozen=True)
-class Alert:
-    """An active alert: pending or firing, since an event date, caused by some facts."""
+class Alert(NamedTuple):
+    """An active alert: pending or firing, since an event date, caused by some facts.
+
+    A tuple: evaluation builds one per firing unit, batch after batch.
+    """
 
     fingerprint: str
     rule: str
@@ -59,7 +61,7 @@ class Alert:
 
     def to_json(self) -> dict[str, Any]:
         """Return the alert as plain JSON data."""
-        data = dict(self.__dict__)
+        data = self._asdict()
         data.update(labels=dict(self.labels), annotations=dict(self.annotations), cause_ids=list(self.cause_ids))
         return data
 
