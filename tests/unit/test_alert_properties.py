@@ -8,6 +8,8 @@ the same as never having published its target.
 from __future__ import annotations
 
 import copy
+import hashlib
+import json
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
@@ -16,7 +18,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tracker.core.alerts import Alert, evaluate, transitions
+from tracker.core.alerts import Alert, evaluate, fingerprint, transitions
 from tracker.core.decode import validate_event
 from tracker.core.events import Event, EventRetracted
 from tracker.core.fold import Projection, SeriesValue
@@ -273,3 +275,11 @@ def test_every_alert_is_caused_by_live_facts_of_its_own_group(events: list[Event
         assert alert.state in ("pending", "firing")
         assert alert.cause_ids, f"{alert.rule} has no cause"
         assert set(alert.cause_ids) <= live
+
+
+@given(st.dictionaries(st.text(max_size=12), st.text(max_size=12), max_size=6))
+def test_an_alert_fingerprint_digests_the_json_of_its_sorted_labels(labels: dict[str, str]) -> None:
+    # Fingerprints are stored in the groups changelog and sent to subscribers: how they are
+    # computed may change, their value must not.
+    text = json.dumps(tuple(sorted(labels.items())))
+    assert fingerprint(labels) == hashlib.sha256(text.encode()).hexdigest()[:16]
