@@ -15,6 +15,7 @@ import asyncio
 import hashlib
 import json
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, MutableMapping
 from collections.abc import Set as AbstractSet
 from typing import Any, NamedTuple
@@ -65,6 +66,10 @@ class Provenance(NamedTuple):
 
 def transition_document(transition: Transition, provenance: Iterable[Provenance], at: float) -> dict[str, Any]:
     """Return the alerts-topic record of a transition."""
+    return _document(transition, [item.to_json() for item in provenance], at)
+
+
+def _document(transition: Transition, events: list[dict[str, Any]], at: float) -> dict[str, Any]:
     alert = transition.alert
     # The key names the transition, not its delivery: the same live facts give the
     # same key on any replay, and a fact re-published under a new id gives a new one.
@@ -74,7 +79,7 @@ def transition_document(transition: Transition, provenance: Iterable[Provenance]
         "idempotency_key": f"{alert.fingerprint}:{transition.status}:{cause}",
         "alert": alert.to_json(),
         "provenance": {
-            "events": [item.to_json() for item in provenance],
+            "events": events,
             "cause_ids": list(alert.cause_ids),
             "rule_version": alert.rule_version,
         },
@@ -148,6 +153,7 @@ class Alerting:
             # Evaluated whole, a group also clears the entries of parts no rule reads any more.
             units = set(evaluated) | self._stored_units(fold_key) if whole else set(evaluated)
             stored_units = self._stored_units(fold_key)
+            events: list[dict[str, Any]] = []
             for unit in sorted(units):
                 if unit not in stored_units and not evaluated.get(unit):
                     continue  # nothing was pending or firing, nothing is: the common case
@@ -160,7 +166,9 @@ class Alerting:
                     fp: alert.state for fp, alert in after.items()
                 }:  # the same alerts in the same states make no transition: the common case
                     before = {fp: Alert.from_json(entry["alert"]) for fp, entry in previous.items()}
-                    changes = [transition_document(t, provenance, now) for t in transitions(before, after)]
+                    # A busy group changes many units: its records' provenance is written out once.
+                    events = events or [item.to_json() for item in provenance]
+                    changes = [_document(t, events, now) for t in transitions(before, after)]
                 documents.extend(changes)
                 value = self._entry(stored, after, changes, provenance, now) if after else None
                 if value != stored:
@@ -172,8 +180,9 @@ class Alerting:
         # between re-sends them on replay (same idempotency keys) instead of losing them.
         if documents:
             await self.send([(d["alert"]["fingerprint"].encode(), orjson.dumps(d)) for d in documents])
-        for document in documents:
-            self.metrics.transitions.labels(rule=document["alert"]["rule"], state=document["status"]).inc()
+        counts = Counter((document["alert"]["rule"], document["status"]) for document in documents)
+        for (rule, status), count in counts.items():  # one labelled increment per rule and status
+            self.metrics.transitions.labels(rule=rule, state=status).inc(count)
         for count, (key, value) in enumerate(writes.items(), 1):
             if count % (10 * GROUPS_PER_YIELD) == 0:
                 await asyncio.sleep(0)
