@@ -115,6 +115,7 @@ class FoldBatch:
                 }
             )
             self.changed[key] = value
+            self._reads.pop(key, None)  # from now on the key is read from ``changed``: free the stored copy
         return value
 
     def _stored(self, key: str) -> SeriesValue | None:
