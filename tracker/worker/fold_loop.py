@@ -54,6 +54,11 @@ RECORDS_PER_FETCH = 2000
 #: Pause between two attempts to write a batch's records while the broker does not answer.
 RETRY_SECONDS = 1.0
 
+#: Table values queued in the producer before the batch's writes wait for the broker's
+#: acknowledgements. A batch rewrites tens of MB of values at a million events (27 MB per
+#: 20,000 records); queued at once, the producer held a second copy of them all.
+UNACKNOWLEDGED_BYTES = 4 * 1024 * 1024
+
 
 @dataclass(frozen=True)
 class Changelog:
@@ -202,22 +207,24 @@ class FoldLoop(ConsumerRebalanceListener):  # type: ignore[misc]
             async with self._lock:
                 await self._fold(fetched)
 
-    async def _take(self) -> dict[TopicPartition, list[Any]]:
+    async def _take(self) -> dict[TopicPartition, list[Incoming]]:
         """Wait for records, then gather more for up to ``batch_within_seconds``, at most ``batch_size``.
 
         Behind a backlog a batch is full at once; one series touched several times in a
         batch is written, and its alerts evaluated, once. At a trickle, a record waits
-        at most the window.
+        at most the window. Each fetch is converted as it comes, so that the client's
+        record objects (about 500 bytes each) are not all kept while the batch folds.
         """
         assert self._consumer is not None
         within, wanted = self.settings.batch_within_seconds, self.settings.batch_size
-        fetched: dict[TopicPartition, list[Any]] = await self._consumer.getmany(
-            timeout_ms=int(within * 1000), max_records=min(wanted, RECORDS_PER_FETCH)
+        taken: dict[TopicPartition, list[Incoming]] = {}
+        count = await _convert(
+            await self._consumer.getmany(timeout_ms=int(within * 1000), max_records=min(wanted, RECORDS_PER_FETCH)),
+            taken,
         )
-        count = sum(len(records) for records in fetched.values())
         loop = asyncio.get_running_loop()
         deadline = loop.time() + within
-        while fetched and count < wanted and not self.pending:
+        while taken and count < wanted and not self.pending:
             remaining = deadline - loop.time()
             if remaining <= 0:
                 break
@@ -226,10 +233,8 @@ class FoldLoop(ConsumerRebalanceListener):  # type: ignore[misc]
             more = await self._consumer.getmany(
                 timeout_ms=max(1, int(remaining * 1000)), max_records=min(wanted - count, RECORDS_PER_FETCH)
             )
-            for tp, records in more.items():
-                fetched.setdefault(tp, []).extend(records)
-                count += len(records)
-        return fetched
+            count += await _convert(more, taken)
+        return taken
 
     async def _recover(self) -> None:
         assert self._consumer is not None and self._reader is not None
@@ -255,18 +260,18 @@ class FoldLoop(ConsumerRebalanceListener):  # type: ignore[misc]
         self._consumer.resume(*resumed)
         logger.info("folding partitions %s (rebuilt %d from changelogs)", sorted(wanted), len(stale))
 
-    async def _fold(self, fetched: dict[TopicPartition, list[Any]]) -> None:
+    async def _fold(self, fetched: dict[TopicPartition, list[Incoming]]) -> None:
         assert self._consumer is not None and self.folder is not None
         mine = {tp: records for tp, records in fetched.items() if tp.partition in self.ready and records}
         if not mine:
             return
-        records: list[Incoming] = []
-        for batch in mine.values():
-            for start in range(0, len(batch), RECORDS_PER_YIELD):
-                records.extend(_incoming(record) for record in batch[start : start + RECORDS_PER_YIELD])
-                await asyncio.sleep(0)  # a full fetch takes tens of milliseconds to convert
-        await self.folder.fold(records)
-        self.metrics.records_read.labels(topic=self.settings.events_topic).inc(len(records))
+        for records in mine.values():
+            # One partition at a time: its keys, fold groups and alert entries are its own, so
+            # the result is the batch's, but only one partition's decoded state is held at once
+            # (at a million events, in-process peak RSS 486 -> 329 MB with 8 partitions).
+            await self.folder.fold(records)
+        count = sum(len(records) for records in mine.values())
+        self.metrics.records_read.labels(topic=self.settings.events_topic).inc(count)
         outbox, self._outbox = self._outbox, []
         writes = [
             (changelog.topic, partition, values)
@@ -324,11 +329,16 @@ class FoldLoop(ConsumerRebalanceListener):  # type: ignore[misc]
             await self.producer.send(topic, value=value, key=key, partition=partition, headers=headers)
             for topic, key, value, partition, headers in outbox
         ]
-        batches = [
-            (TopicPartition(topic, partition), sent)
-            for topic, partition, values in writes
-            for sent in await send_values(self.producer, topic, partition, values)
-        ]
+        batches: list[tuple[TopicPartition, tuple[asyncio.Future[Any], int]]] = []
+        unacknowledged = 0
+        for topic, partition, values in writes:
+            if unacknowledged >= UNACKNOWLEDGED_BYTES:
+                # Waiting changes nothing but when: every write is acknowledged before the commit.
+                await asyncio.gather(*(future for _, (future, _) in batches))
+                unacknowledged = 0
+            sent = await send_values(self.producer, topic, partition, values)
+            batches.extend((TopicPartition(topic, partition), item) for item in sent)
+            unacknowledged += sum(len(key) + len(value or b"") for key, value in values.items())
         await asyncio.gather(*futures)
         for tp, (future, count) in batches:
             metadata = await future
@@ -342,6 +352,18 @@ def _stop_process_if_failed(task: asyncio.Task[None]) -> None:
         return
     logger.critical("the fold stopped on an error; stopping the worker", exc_info=task.exception())
     os.kill(os.getpid(), signal.SIGTERM)
+
+
+async def _convert(fetched: dict[TopicPartition, list[Any]], into: dict[TopicPartition, list[Incoming]]) -> int:
+    """Append the client's records to ``into`` as Incoming records; return how many there were."""
+    count = 0
+    for tp, batch in fetched.items():
+        converted = into.setdefault(tp, [])
+        for start in range(0, len(batch), RECORDS_PER_YIELD):
+            converted.extend(_incoming(record) for record in batch[start : start + RECORDS_PER_YIELD])
+            await asyncio.sleep(0)  # a full fetch takes tens of milliseconds to convert
+        count += len(batch)
+    return count
 
 
 def _incoming(record: Any) -> Incoming:
