@@ -114,6 +114,9 @@ class Alerting:
         self._evaluated: set[str] = set()
         # The units with an entry, per fold key (built from the table when first needed).
         self._stored: dict[str, set[str]] | None = None
+        # Evaluated, not flushed yet: transitions to publish, then entries to write.
+        self._documents: list[dict[str, Any]] = []
+        self._writes: dict[str, dict[str, Any] | None] = {}
 
     def reset(self) -> None:
         """Forget what is known per group (partitions were assigned)."""
@@ -135,14 +138,26 @@ class Alerting:
         new_keys: Mapping[str, set[str]],
         fresh: Mapping[str, SeriesValue] | None = None,
     ) -> None:
-        """Re-evaluate each touched fold group.
+        """Re-evaluate each touched fold group, publish the transitions and write the entries."""
+        await self.evaluate(touched, new_keys, fresh)
+        await self.flush()
+
+    async def evaluate(
+        self,
+        touched: Mapping[str, list[Provenance]],
+        new_keys: Mapping[str, set[str]],
+        fresh: Mapping[str, SeriesValue] | None = None,
+    ) -> None:
+        """Re-evaluate each touched fold group; its transitions and entries wait for ``flush``.
 
         ``new_keys`` are the series keys the batch wrote, and ``fresh`` the values it
-        wrote, already decoded (read first: the table holds them encoded).
+        wrote, already decoded (read first: the table holds them encoded). A batch is
+        evaluated one partition at a time (an entry belongs to its group's partition),
+        and flushed once.
         """
         now = self.clock()
-        documents: list[dict[str, Any]] = []
-        writes: dict[str, dict[str, Any] | None] = {}
+        documents = self._documents
+        writes = self._writes
         for count, (fold_key, provenance) in enumerate(touched.items(), 1):
             # A group is evaluated whole the first time this worker touches it (the rules may
             # have changed since its entries were written), then only where a batch wrote.
@@ -176,6 +191,11 @@ class Alerting:
             self._evaluated.add(fold_key)
             if count % GROUPS_PER_YIELD == 0:
                 await asyncio.sleep(0)
+
+    async def flush(self) -> None:
+        """Publish the transitions evaluated since the last flush, then write their entries."""
+        documents, self._documents = self._documents, []
+        writes, self._writes = self._writes, {}
         # Sent together and acknowledged before any entry is written: a crash in
         # between re-sends them on replay (same idempotency keys) instead of losing them.
         if documents:

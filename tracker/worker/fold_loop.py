@@ -265,13 +265,9 @@ class FoldLoop(ConsumerRebalanceListener):  # type: ignore[misc]
         mine = {tp: records for tp, records in fetched.items() if tp.partition in self.ready and records}
         if not mine:
             return
-        for records in mine.values():
-            # One partition at a time: its keys, fold groups and alert entries are its own, so
-            # the result is the batch's, but only one partition's decoded state is held at once
-            # (at a million events, in-process peak RSS 486 -> 329 MB with 8 partitions).
-            await self.folder.fold(records)
-        count = sum(len(records) for records in mine.values())
-        self.metrics.records_read.labels(topic=self.settings.events_topic).inc(count)
+        records = [record for part in mine.values() for record in part]
+        await self.folder.fold(records)  # one partition at a time, see BatchFolder.fold
+        self.metrics.records_read.labels(topic=self.settings.events_topic).inc(len(records))
         outbox, self._outbox = self._outbox, []
         writes = [
             (changelog.topic, partition, values)
