@@ -229,6 +229,11 @@ def cmd_bench(settings: Settings, args: argparse.Namespace) -> int:
     """Run the benchmark on the configured broker and print the figures."""
     from tracker.bench.runner import BenchOptions, run_bench
 
+    if args.in_process:
+        from tracker.bench.inprocess import fold_in_process
+
+        print(fold_in_process(settings, args.events, args.entities, seed=1).table())
+        return 0
     if settings.uses_local_broker:
         _local_broker(settings).start(timeout=120)
     sizes = tuple(int(size) for size in args.memory_sizes.split(",") if size) if args.memory_sizes else ()
@@ -308,6 +313,9 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--memory-sizes", default="", help="comma-separated N to measure peak RSS at, e.g. 20000,200000")
     bench.add_argument("--latency-seconds", type=float, default=10.0, help="length of the 1,000 events/s latency run")
     bench.add_argument("--quick", action="store_true", help="correctness and fold only (the CI smoke test)")
+    bench.add_argument(
+        "--in-process", action="store_true", help="fold with no Kafka, in records per CPU second (no broker needed)"
+    )
     bench.add_argument("--json", metavar="PATH", help="also write the figures as JSON")
     bench.set_defaults(run=cmd_bench)
 

@@ -30,6 +30,7 @@ from tracker.bench.workload import Workload, generate
 from tracker.core.decode import decode_event
 from tracker.core.events import UsageReported
 from tracker.core.fold import Projection
+from tracker.core.routing import Router
 from tracker.core.signals import derive_signals
 from tracker.demo import http_json, wait_until
 from tracker.errors import EventValidationError, TrackerError
@@ -39,7 +40,7 @@ from tracker.kafka.topics import ensure_topics
 from tracker.rules_file import build_router
 from tracker.settings import Settings
 
-__all__ = ["BenchOptions", "run_bench"]
+__all__ = ["BenchOptions", "expected_signals", "run_bench"]
 
 #: Records per HTTP ingestion request (the NDJSON batch of issue 6).
 HTTP_BATCH = 1000
@@ -175,7 +176,11 @@ async def _publish(settings: Settings, workload: Workload) -> tuple[float, int]:
 
 
 def _expected_signals(settings: Settings, workload: Workload) -> list[tuple[str, tuple[tuple[str, str], ...], float]]:
-    router = build_router(settings)
+    return expected_signals(build_router(settings), workload)
+
+
+def expected_signals(router: Router, workload: Workload) -> list[tuple[str, tuple[tuple[str, str], ...], float]]:
+    """Return the signals of the pure fold of a workload, sorted: what a fold must show."""
     projection = Projection(router)
     for raw in workload.records:
         with contextlib.suppress(EventValidationError):
