@@ -187,17 +187,21 @@ class Projection:
         self.router = router
         self.state: dict[str, SeriesValue] = {}
         self.outcomes: dict[Outcome, int] = dict.fromkeys(Outcome, 0)
+        # The series keys holding each fact id: a retraction finds its target without a scan.
+        self._holders: dict[str, set[str]] = {}
 
     def apply(self, event: Event) -> Outcome:
         """Fold one event into the state."""
-        batch = FoldBatch(self.router, self.state.get, self._scan, lambda event_id: tombstones_key(0, event_id))
+        batch = FoldBatch(self.router, self.state.get, self._locate, lambda event_id: tombstones_key(0, event_id))
         outcome = batch.apply(event, event.event_id)
         self.state.update(batch.changed)
+        for event_id, keys in batch.applied.items():
+            self._holders.setdefault(event_id, set()).update(keys)
         self.outcomes[outcome] += 1
         return outcome
 
-    def _scan(self, event_id: str) -> list[str]:
-        return [key for key, value in self.state.items() if not key.startswith("#") and event_id in value["facts"]]
+    def _locate(self, event_id: str) -> set[str]:
+        return self._holders.get(event_id, set())
 
     def replay(self, events: Iterable[Event]) -> Projection:
         """Fold every event in order and return self."""
