@@ -24,5 +24,6 @@ def test_the_quick_benchmark_folds_the_same_signals_as_the_pure_fold(settings_fa
     assert figures["correctness: signals equal the pure fold"] is True
     assert figures["events generated"] == 20000
     assert figures["fold: one worker from offset 0 (records/s)"] > 0
+    assert figures["fold without alert rules (records/s)"] > 0
     assert figures["memory: peak RSS at N=2,000 (MB)"] > 0
     assert figures["recovery at N=2,000: tables rebuilt from changelogs (s)"] > 0
