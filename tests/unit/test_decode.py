@@ -7,9 +7,10 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tests.hostile.corpus import hostile_records
 from tracker.core.decode import MAX_DEPTH, decode_event, parse_json, split_records, validate_event
 from tracker.core.events import Event, UsageReported
 from tracker.errors import EventValidationError, FieldError, InputFormatError
@@ -383,3 +384,18 @@ def test_decoding_in_one_pass_agrees_with_parse_json_and_validate_event(
     assert repr(decoded) == repr(_slowly(raw))
     for record in records:
         assert repr(record.event if record.event is not None else record.errors) == repr(_slowly(text))
+
+
+# --- drawn hostile records (the corpus of tests/integration/test_hostile_input.py) ---------
+
+
+@settings(max_examples=1000, deadline=None)
+@given(hostile_records())
+def test_every_drawn_hostile_record_is_refused_naming_its_field(drawn: tuple[dict[str, Any], str]) -> None:
+    record, path = drawn
+    body = json.dumps(record, ensure_ascii=False).encode() + b"\n"
+
+    (result,) = split_records(body)
+
+    assert result.event is None
+    assert path in {error.path for error in result.errors}, result.errors
