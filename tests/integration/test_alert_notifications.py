@@ -455,6 +455,26 @@ def test_the_alert_stream_sends_matching_transitions_as_server_sent_events(setti
         connection.close()
 
 
+def test_a_stopping_worker_ends_its_alert_streams_and_stops_without_being_killed(settings_factory, start_worker):
+    settings = settings_factory()
+    worker = start_worker(settings)
+    connection = http.client.HTTPConnection("127.0.0.1", settings.http_port, timeout=60)
+    connection.request("GET", "/v1/alerts/stream")
+    response = connection.getresponse()
+    assert response.readline() == b": connected\n"
+
+    # SIGTERM, then SIGKILL if the worker is still there 20 s later (the stream used to hold
+    # the web server up until it went idle for stream_max_idle_seconds: two minutes).
+    worker.stop()
+
+    try:
+        lines = [line for line in response.read().decode().splitlines() if line]
+    finally:
+        connection.close()
+    assert lines == [": closed, the worker is stopping; reconnect"]
+    assert worker.process.returncode == 0, worker.log.read_text()[-2000:]
+
+
 def test_subscription_api_errors_name_the_field(settings_factory, start_worker, receiver_factory):
     settings = settings_factory()
     worker = start_worker(settings)

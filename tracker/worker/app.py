@@ -205,6 +205,7 @@ def build_worker(settings: Settings) -> Worker:
             await fold.start()
 
         async def on_stop(self) -> None:
+            notifications.end_feeds()  # open alert streams would hold the web server up
             await fold.stop()
             await lag.stop()
             await transitions.stop()

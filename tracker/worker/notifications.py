@@ -19,9 +19,12 @@ from tracker.settings import Settings
 from tracker.worker.http_client import AiohttpSender
 from tracker.worker.notify import HttpSender, Notifier
 
-__all__ = ["Notifications"]
+__all__ = ["Feed", "Notifications"]
 
 FEED_QUEUE_SIZE = 1000
+
+#: A live feed's queue of transitions; None ends the stream.
+Feed = asyncio.Queue[dict[str, Any] | None]
 
 
 class Notifications:
@@ -39,7 +42,7 @@ class Notifications:
         self.tail = TopicTail(settings, settings.alerts_topic, self._to_feed)
         self._sender = sender or AiohttpSender()
         self._parsed: dict[bytes, Subscription] = {}
-        self._feeds: set[tuple[tuple[Matcher, ...], asyncio.Queue[dict[str, Any]]]] = set()
+        self._feeds: set[tuple[tuple[Matcher, ...], Feed]] = set()
         self.ready = asyncio.Event()
         self._reminding: set[str] = set()
         external = f"http://{settings.http_host}:{settings.http_port}"
@@ -141,12 +144,24 @@ class Notifications:
                 with contextlib.suppress(asyncio.QueueFull):  # a stalled client drops, never blocks
                     queue.put_nowait(transition)
 
-    def open_feed(self, matchers: tuple[Matcher, ...]) -> asyncio.Queue[dict[str, Any]]:
+    def open_feed(self, matchers: tuple[Matcher, ...]) -> Feed:
         """Register a live feed of transitions whose labels match."""
-        queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(FEED_QUEUE_SIZE)
+        queue: Feed = asyncio.Queue(FEED_QUEUE_SIZE)
         self._feeds.add((matchers, queue))
         return queue
 
-    def close_feed(self, queue: asyncio.Queue[dict[str, Any]]) -> None:
+    def close_feed(self, queue: Feed) -> None:
         """Forget a feed whose client went away."""
         self._feeds = {feed for feed in self._feeds if feed[1] is not queue}
+
+    def end_feeds(self) -> None:
+        """End every live feed (the worker is stopping): each stream tells its client to reconnect.
+
+        A stream waits on its queue between keepalives; until it ends, the web server
+        does not stop, and the worker with it (two minutes with a connected client).
+        """
+        for _, queue in self._feeds:
+            if queue.full():
+                queue.get_nowait()  # a stalled client: it loses one transition more, and the stream ends
+            queue.put_nowait(None)
+        self._feeds = set()

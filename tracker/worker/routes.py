@@ -20,7 +20,7 @@ from tracker.errors import InfrastructureError, WebhookTargetRefused
 from tracker.security import TokenSet, check_webhook_url
 from tracker.worker.api import Ingestion, TooLarge, ingest_body, read_limited, signals_document
 from tracker.worker.http_guard import SMALL_BODY_LIMIT, HttpGuard
-from tracker.worker.notifications import Notifications
+from tracker.worker.notifications import Feed, Notifications
 
 if TYPE_CHECKING:
     from tracker.settings import Settings
@@ -165,7 +165,7 @@ def install_routes(app: faust.App, worker: Worker, ingestion: Ingestion, notific
             )
 
 
-async def _stream(response: aioweb.StreamResponse, queue: asyncio.Queue[dict[str, Any]], settings: Settings) -> None:
+async def _stream(response: aioweb.StreamResponse, queue: Feed, settings: Settings) -> None:
     loop = asyncio.get_running_loop()
 
     async def write(data: bytes) -> None:
@@ -193,6 +193,9 @@ async def _stream(response: aioweb.StreamResponse, queue: asyncio.Queue[dict[str
         except TimeoutError:
             await write(b": keepalive\n\n")
             continue
+        if transition is None:
+            await write(b": closed, the worker is stopping; reconnect\n\n")
+            return
         data = json.dumps(transition, sort_keys=True)
         await write(f"id: {transition['idempotency_key']}\nevent: {transition['status']}\ndata: {data}\n\n".encode())
         last_sent = loop.time()
