@@ -21,8 +21,10 @@ from prometheus_client import CollectorRegistry
 
 from tracker.core.alerts import Alert, Transition
 from tracker.core.subscriptions import IDEMPOTENCY_HEADER, SIGNATURE_HEADER, Subscription, verify, webhook_body
+from tracker.settings import Settings
 from tracker.worker.alerting import Provenance, transition_document
 from tracker.worker.metrics import PipelineMetrics
+from tracker.worker.notifications import FEED_QUEUE_SIZE, Notifications
 from tracker.worker.notify import Notifier, Outcome, RetryPolicy
 
 pytestmark = pytest.mark.unit
@@ -671,3 +673,28 @@ async def test_a_failing_ledger_write_does_not_stop_later_deliveries_to_that_sub
 
     # Assert
     assert "second" in acks
+
+
+# --- live feeds (GET /v1/alerts/stream) -------------------------------------------------------
+
+
+async def test_ending_the_feeds_ends_open_streams_and_sends_later_ones_away(tmp_path) -> None:
+    async def dead_letter(record: dict[str, Any]) -> None:
+        raise AssertionError(f"nothing is delivered here: {record}")
+
+    notifications = Notifications(
+        Settings(data_dir=tmp_path), PipelineMetrics.create(CollectorRegistry()).notifications, dead_letter
+    )
+    full = notifications.open_feed(())
+    for count in range(FEED_QUEUE_SIZE):
+        full.put_nowait({"seq": count})  # a client that stopped reading
+    idle = notifications.open_feed(())
+
+    notifications.end_feeds()
+    late = notifications.open_feed(())
+
+    assert idle.get_nowait() is None
+    assert late.get_nowait() is None
+    drained = [full.get_nowait() for _ in range(full.qsize())]
+    assert drained[-1] is None
+    assert len(drained) == FEED_QUEUE_SIZE

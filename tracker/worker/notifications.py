@@ -43,6 +43,7 @@ class Notifications:
         self._sender = sender or AiohttpSender()
         self._parsed: dict[bytes, Subscription] = {}
         self._feeds: set[tuple[tuple[Matcher, ...], Feed]] = set()
+        self._ended = False
         self.ready = asyncio.Event()
         self._reminding: set[str] = set()
         external = f"http://{settings.http_host}:{settings.http_port}"
@@ -147,7 +148,10 @@ class Notifications:
     def open_feed(self, matchers: tuple[Matcher, ...]) -> Feed:
         """Register a live feed of transitions whose labels match."""
         queue: Feed = asyncio.Queue(FEED_QUEUE_SIZE)
-        self._feeds.add((matchers, queue))
+        if self._ended:
+            queue.put_nowait(None)  # a client that connects while the worker stops is sent away at once
+        else:
+            self._feeds.add((matchers, queue))
         return queue
 
     def close_feed(self, queue: Feed) -> None:
@@ -165,3 +169,4 @@ class Notifications:
                 queue.get_nowait()  # a stalled client: it loses one transition more, and the stream ends
             queue.put_nowait(None)
         self._feeds = set()
+        self._ended = True
