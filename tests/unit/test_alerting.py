@@ -109,3 +109,21 @@ def test_a_group_first_touched_under_new_rules_drops_the_alerts_of_a_removed_rul
     resolved = sorted(d["alert"]["labels"]["event_id"] for d in after.sent if d["status"] == "resolved")
     assert resolved == ["b200", "h200"]
     assert not [d for d in after.sent if d["status"] == "firing"]
+
+
+def test_the_bytes_written_per_transition_stay_bounded_however_many_facts_a_batch_holds() -> None:
+    # Issue 14, finding 1: each transition carried the provenance of every record its
+    # group had in the batch, so N facts of one export series wrote N transitions of N records.
+    facts = 1000
+    pipeline = Pipeline(load_rules(None), {}, RecordingTable())
+    records = [export_change(f"h200-{n:04d}", "nvidia_h200", "2025-01") for n in range(facts)]
+
+    pipeline.fold(*records)
+
+    assert len(pipeline.sent) == facts
+    sizes = [len(json.dumps(document)) for document in pipeline.sent]
+    assert max(sizes) < 4096, max(sizes)
+    for document in pipeline.sent:
+        (own,) = document["provenance"]["events"]
+        assert own["id"] == document["alert"]["labels"]["event_id"]
+        assert document["provenance"]["events_omitted"] == 0

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from tracker.core.alerts import Alert, Transition, evaluate, transitions
+from tracker.core.alerts import MAX_CAUSE_IDS, Alert, Transition, evaluate, transitions
 from tracker.core.decode import validate_event
 from tracker.core.events import Event
 from tracker.core.fold import Projection, SeriesValue
@@ -248,6 +248,27 @@ def test_the_idempotency_key_of_a_transition_does_not_depend_on_when_or_where_it
     # Assert
     assert once["idempotency_key"] == replayed["idempotency_key"]
     assert resolved["idempotency_key"] != once["idempotency_key"]
+
+
+def test_an_alert_started_by_many_facts_of_one_date_lists_a_bounded_number_of_them_and_counts_all(
+    seed_text: str, seed_events: tuple[Event, ...], default_rules: RuleSet, default_router: Router
+) -> None:
+    # Arrange: google's December figure reported again by 30 more sources (30 more facts of its date).
+    google = seed_record(seed_text, SEED_10)
+    again = [
+        validate_event({**google, "id": f"google-again-{n:02d}", "source": {"name": f"wire {n}"}}) for n in range(30)
+    ]
+
+    # Act
+    crossing = by_rule(evaluate_all(default_rules, default_router, [*seed_events, *again]))["peer-overtake-tokens"]
+    document = transition_document(Transition("firing", crossing), [], 1_767_225_600.0)
+
+    # Assert: the first causes in sorted order are listed, every cause is counted.
+    every = sorted([SEED_9, SEED_10, *(event.event_id for event in again)])
+    assert crossing.cause_count == 32
+    assert crossing.cause_ids == tuple(every[:MAX_CAUSE_IDS])
+    assert document["provenance"]["cause_count"] == 32
+    assert len(document["provenance"]["cause_ids"]) == MAX_CAUSE_IDS
 
 
 # --- hysteresis and for_months along event time -----------------------------------------------------------

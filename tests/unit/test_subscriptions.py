@@ -218,7 +218,9 @@ def test_a_firing_body_has_the_alertmanager_v4_shape_and_our_provenance() -> Non
             "events": [
                 {"id": "seed-09-bytedance-tokens-2025-12", "topic": "tracker.events", "partition": 2, "offset": 41}
             ],
+            "events_omitted": 0,
             "cause_ids": ["seed-09-bytedance-tokens-2025-12", "seed-10-google-tokens-2025-12"],
+            "cause_count": 2,
             "rule_version": "d3841841327a",
         },
     }

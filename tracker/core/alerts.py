@@ -29,11 +29,15 @@ from tracker.core.rules import (
 )
 from tracker.core.signals import Signal, derive_signals, series_history
 
-__all__ = ["Alert", "Transition", "evaluate", "fingerprint", "transitions"]
+__all__ = ["MAX_CAUSE_IDS", "Alert", "Transition", "evaluate", "fingerprint", "transitions"]
 
 
 #: Signal families computed over a whole fold group: a rule on one reads the group as one unit.
 _GROUP_WIDE = ("market_events_trailing", "market_peer_ratio")
+
+#: Cause ids an alert lists (the first in sorted order); ``cause_count`` says how many there are.
+#: Many facts of one date can start an alert together: its record stays small however many.
+MAX_CAUSE_IDS = 20
 
 
 @functools.lru_cache(maxsize=65536)
@@ -58,6 +62,14 @@ class Alert(NamedTuple):
     cause_ids: tuple[str, ...]
     rule_version: str
     unit: str = ""
+    #: How many facts caused the alert; ``cause_ids`` lists at most MAX_CAUSE_IDS of them.
+    #: 0 in entries written before the count existed: there, every cause is listed.
+    cause_count: int = 0
+
+    @property
+    def causes_listed(self) -> bool:
+        """Return whether ``cause_ids`` lists every cause."""
+        return self.cause_count <= len(self.cause_ids)
 
     def to_json(self) -> dict[str, Any]:
         """Return the alert as plain JSON data."""
@@ -248,6 +260,7 @@ def _make_alert(
 ) -> Alert:
     full = {"alertname": rule.name, "severity": rule.severity, **rule.labels, **labels}
     annotations = {name: render_template(text, full, value) for name, text in rule.annotations.items()}
+    ids = sorted(set(causes))
     return Alert(
         fingerprint(full),
         rule.name,
@@ -257,9 +270,10 @@ def _make_alert(
         annotations,
         str(since),
         value,
-        tuple(sorted(set(causes))),
+        tuple(ids[:MAX_CAUSE_IDS]),
         rule.version,
         unit,
+        len(ids),
     )
 
 

@@ -12,8 +12,29 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.errors import (
+    CorruptRecordException,
+    InvalidTimestampError,
+    MessageSizeTooLargeError,
+    PolicyViolationError,
+    RecordListTooLargeError,
+    RecordTooLargeError,
+    UnsupportedForMessageFormatError,
+)
 
-__all__ = ["end_offsets", "read_changelogs", "send_records", "send_values"]
+__all__ = ["REFUSED_FOR_GOOD", "end_offsets", "read_changelogs", "send_records", "send_values"]
+
+#: Errors with which a record is refused whatever the number of attempts: too large for the
+#: topic or the client, or against the topic's rules. Sending it again would stall the fold.
+REFUSED_FOR_GOOD = (
+    MessageSizeTooLargeError,
+    RecordTooLargeError,
+    RecordListTooLargeError,
+    CorruptRecordException,
+    InvalidTimestampError,
+    PolicyViolationError,
+    UnsupportedForMessageFormatError,
+)
 
 #: Records asked for per fetch while recovering.
 RECOVERY_FETCH_RECORDS = 20_000

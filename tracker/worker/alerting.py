@@ -37,6 +37,9 @@ GROUPS_PER_YIELD = 20
 
 #: Records kept as an alert's provenance when none of its causes was in the batch that changed it.
 PROVENANCE_FALLBACK = 5
+#: Records a transition lists at most (``events_omitted`` counts the others): the bytes written
+#: per transition stay bounded whatever the batch.
+MAX_PROVENANCE_EVENTS = 20
 #: Send (key, value) records to the alerts topic and wait for the broker's acknowledgement.
 Send = Callable[[list[tuple[bytes, bytes]]], Awaitable[None]]
 
@@ -65,26 +68,55 @@ class Provenance(NamedTuple):
 
 
 def transition_document(transition: Transition, provenance: Iterable[Provenance], at: float) -> dict[str, Any]:
-    """Return the alerts-topic record of a transition."""
-    return _document(transition, [item.to_json() for item in provenance], at)
+    """Return the alerts-topic record of a transition, with the records that caused it."""
+    return _document(transition, _Trail(list(provenance)), at)
 
 
-def _document(transition: Transition, events: list[dict[str, Any]], at: float) -> dict[str, Any]:
+def _document(transition: Transition, trail: _Trail, at: float) -> dict[str, Any]:
     alert = transition.alert
     # The key names the transition, not its delivery: the same live facts give the
-    # same key on any replay, and a fact re-published under a new id gives a new one.
-    cause = hashlib.sha256(json.dumps([alert.since, list(alert.cause_ids)]).encode()).hexdigest()[:12]
+    # same key on any replay, and a fact re-published under a new id gives a new one
+    # (among the listed causes; the count stands for the others).
+    named: list[Any] = [alert.since, list(alert.cause_ids)]
+    if not alert.causes_listed:
+        named.append(alert.cause_count)
+    cause = hashlib.sha256(json.dumps(named).encode()).hexdigest()[:12]
+    events = trail.causes(alert)
     return {
         "status": transition.status,
         "idempotency_key": f"{alert.fingerprint}:{transition.status}:{cause}",
         "alert": alert.to_json(),
         "provenance": {
-            "events": events,
+            "events": [item.to_json() for item in events[:MAX_PROVENANCE_EVENTS]],
+            "events_omitted": max(0, len(events) - MAX_PROVENANCE_EVENTS),
             "cause_ids": list(alert.cause_ids),
+            "cause_count": max(alert.cause_count, len(alert.cause_ids)),
             "rule_version": alert.rule_version,
         },
         "evaluated_at": at,
     }
+
+
+class _Trail:
+    """A fold group's records in one batch, found by event id (built on the first question).
+
+    A transition and an alert entry carry their alert's own causes, never the whole
+    trail: a batch of N facts in one group made N transitions, each with N records
+    (6.4 MB written for 250 facts, MessageSizeTooLargeError at 16,000).
+    """
+
+    def __init__(self, provenance: list[Provenance]) -> None:
+        self.provenance = provenance
+        self._by_id: dict[str, list[Provenance]] | None = None
+
+    def causes(self, alert: Alert) -> list[Provenance]:
+        """Return the records of the batch that caused ``alert``, else the first few of the group's."""
+        if self._by_id is None:
+            self._by_id = {}
+            for item in self.provenance:
+                self._by_id.setdefault(item.event_id, []).append(item)
+        found = [item for event_id in alert.cause_ids for item in self._by_id.get(event_id, ())]
+        return found or self.provenance[:PROVENANCE_FALLBACK]
 
 
 class Alerting:
@@ -168,7 +200,7 @@ class Alerting:
             # Evaluated whole, a group also clears the entries of parts no rule reads any more.
             units = set(evaluated) | self._stored_units(fold_key) if whole else set(evaluated)
             stored_units = self._stored_units(fold_key)
-            events: list[dict[str, Any]] = []
+            trail = _Trail(provenance)
             for unit in sorted(units):
                 if unit not in stored_units and not evaluated.get(unit):
                     continue  # nothing was pending or firing, nothing is: the common case
@@ -181,11 +213,9 @@ class Alerting:
                     fp: alert.state for fp, alert in after.items()
                 }:  # the same alerts in the same states make no transition: the common case
                     before = {fp: Alert.from_json(entry["alert"]) for fp, entry in previous.items()}
-                    # A busy group changes many units: its records' provenance is written out once.
-                    events = events or [item.to_json() for item in provenance]
-                    changes = [_document(t, events, now) for t in transitions(before, after)]
+                    changes = [_document(t, trail, now) for t in transitions(before, after)]
                 documents.extend(changes)
-                value = self._entry(stored, after, changes, provenance, now) if after else None
+                value = self._entry(stored, after, changes, trail, now) if after else None
                 if value != stored:
                     writes[key] = value
             self._evaluated.add(fold_key)
@@ -219,7 +249,7 @@ class Alerting:
         stored: Mapping[str, Any] | None,
         after: Mapping[str, Alert],
         documents: list[dict[str, Any]],
-        provenance: list[Provenance],
+        trail: _Trail,
         now: float,
     ) -> dict[str, Any]:
         fired = {d["alert"]["fingerprint"]: d["idempotency_key"] for d in documents if d["status"] == "firing"}
@@ -231,8 +261,7 @@ class Alerting:
                 # The records of this batch that caused the alert, or (when its causes came
                 # earlier) the first few of the group's records: an entry per alert stays small
                 # however busy the group is.
-                causes = [item for item in provenance if item.event_id in alert.cause_ids]
-                causes = causes or provenance[:PROVENANCE_FALLBACK]
+                causes = trail.causes(alert)[:MAX_PROVENANCE_EVENTS]
                 # fired_at and the firing key let reminders (repeat_interval) name themselves.
                 entry = {
                     "provenance": [item.to_json() for item in causes],

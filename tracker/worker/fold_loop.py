@@ -20,6 +20,7 @@ one commit. The guarantees are the same as before:
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import os
 import signal
@@ -30,7 +31,7 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import KafkaError
 
-from tracker.kafka.changelog import end_offsets, read_changelogs, send_records, send_values
+from tracker.kafka.changelog import REFUSED_FOR_GOOD, end_offsets, read_changelogs, send_records, send_values
 from tracker.kafka.client_config import client_options
 from tracker.kafka.partitioning import partition_for, partitioner
 from tracker.kafka.topics import MAX_TABLE_VALUE_BYTES
@@ -166,10 +167,54 @@ class FoldLoop(ConsumerRebalanceListener):  # type: ignore[misc]
                 ]
                 await asyncio.gather(*sent)
                 return
+            except REFUSED_FOR_GOOD:
+                for partition, batch in by_partition.items():
+                    for record_key, record_value in batch:
+                        await self._send_alone(topic, record_key, record_value, partition, [])
+                return
             except KafkaError as exc:
                 # Sending again is harmless: a transition carries its idempotency key.
                 logger.warning("cannot send to %s, retrying: %r", topic, exc)
                 await asyncio.sleep(RETRY_SECONDS)
+
+    async def _send_alone(
+        self, topic: str, key: bytes, value: bytes | None, partition: int | None, headers: list[tuple[str, bytes]]
+    ) -> None:
+        """Send one record and wait; one the broker refuses for good goes to the dead-letter topic instead.
+
+        The slow path after a batch was refused: the batch's other records still go
+        out, and the fold goes on (a refused record was retried forever before, and
+        the fold with it).
+        """
+        assert self.producer is not None
+        while True:
+            try:
+                await (await self.producer.send(topic, value=value, key=key, partition=partition, headers=headers))
+                return
+            except REFUSED_FOR_GOOD as exc:
+                await self._dead_letter_refused(topic, key, value, partition, exc)
+                return
+            except KafkaError as exc:
+                logger.warning("cannot send to %s, retrying: %r", topic, exc)
+                await asyncio.sleep(RETRY_SECONDS)
+
+    async def _dead_letter_refused(
+        self, topic: str, key: bytes, value: bytes | None, partition: int | None, exc: Exception
+    ) -> None:
+        assert self.producer is not None
+        # The record itself cannot be written anywhere: the letter says what it was and why.
+        letter = {
+            "reason": "refused_by_broker",
+            "error": type(exc).__name__,
+            "topic": topic,
+            "partition": partition,
+            "key": key.decode("utf-8", errors="replace")[:1000],
+            "bytes": len(value or b""),
+        }
+        logger.error("%s refused a record of %d bytes (key %.200r): %s", topic, letter["bytes"], key, letter["error"])
+        self.metrics.rejected.labels(reason="refused_by_broker").inc()
+        letter_key = f"refused:{topic}".encode()
+        await self._send_alone(self.settings.dead_letter_topic, letter_key, json.dumps(letter).encode(), None, [])
 
     # Rebalance callbacks: called by aiokafka's coordinator, between batches (the lock).
 
@@ -309,6 +354,17 @@ class FoldLoop(ConsumerRebalanceListener):  # type: ignore[misc]
         while True:
             try:
                 await self._send_all(outbox, writes)
+                return
+            except REFUSED_FOR_GOOD:
+                # Some record is refused for good: send each alone, and dead-letter those refused.
+                # The tables keep the value a changelog refused until the worker restarts (the
+                # fact stays in the events topic; the letter names the key).
+                for topic, key, value, partition, headers in outbox:
+                    await self._send_alone(topic, key, value, partition, headers)
+                for topic, partition, values in writes:
+                    self._known_ends.pop(TopicPartition(topic, partition), None)  # read it again on assignment
+                    for name, table_value in values.items():
+                        await self._send_alone(topic, name.encode(), table_value, partition, [])
                 return
             except KafkaError as exc:
                 # Sending again is harmless: a table record carries the whole value of its key.

@@ -103,7 +103,7 @@ class PipelineMetrics:
         # A counter that appears at its first increment hides that increment from rate().
         for kind in EVENT_TYPES:
             metrics.events.labels(type=kind)
-        for reason in ("invalid_json", "invalid_event", "id_conflict"):
+        for reason in ("invalid_json", "invalid_event", "id_conflict", "refused_by_broker"):
             metrics.rejected.labels(reason=reason)
         for outcome in ("delivered", "retried", "dead_lettered", "duplicate_skipped"):
             metrics.notifications.labels(outcome=outcome)
