@@ -45,6 +45,12 @@ class Settings(BaseSettings):
     session_timeout_seconds: Annotated[float, Field(ge=6, le=1800)] = Field(
         20.0, description="how long the group waits for a silent worker before its partitions move"
     )
+    store: Literal["rocksdb", "memory"] = Field(
+        "rocksdb", description="where a worker keeps its tables: RocksDB in data_dir, or memory"
+    )
+    standby_replicas: Annotated[int, Field(ge=0, le=10)] = Field(
+        1, description="standby copies of each table partition kept by other workers (with two or more)"
+    )
     log_level: str = "warning"
     worker_url: str | None = Field(None, description="base URL of a worker for CLI subscription commands")
     rules_path: Path | None = Field(None, description="alert rules YAML; unset = deploy/rules/default.yaml")

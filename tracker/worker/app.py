@@ -1,9 +1,11 @@
-"""Wire the worker: the fold loop and its tables, alerting, notifications, and a Faust app for the web.
+"""Wire the worker: one Faust app, its tables and the fold agent, alerting, notifications and the web routes.
 
-The fold reads the events topic with its own consumer (fold_loop.py); the
-Faust app serves HTTP, runs the timers and services, and sends the
-notifications' dead letters. It joins no consumer group. ``build_worker``
-makes everything from a ``Settings`` object; nothing happens at import time.
+The fold is a Faust agent on the events topic: it takes batches
+(``take_events``), folds them through the pure core and writes the changed
+keys to two Faust tables, ``series`` and ``groups`` (RocksDB by default, with
+changelogs, recovery and standby replicas from Faust). Alert transitions go
+to the alerts topic through Faust. ``build_worker`` makes everything from a
+``Settings`` object; nothing happens at import time.
 """
 
 from __future__ import annotations
@@ -12,13 +14,12 @@ import ipaddress
 import json
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import faust
 import orjson
-from faust.app import BootStrategy
 from faust.sensors.prometheus import setup_prometheus_sensors
 from prometheus_client import CollectorRegistry
 
@@ -30,28 +31,40 @@ from tracker.kafka.committing import CommittingConsumer
 from tracker.kafka.lag import LagProbe
 from tracker.kafka.partitioning import partition_for, partitioner
 from tracker.kafka.publisher import Publisher
+from tracker.kafka.topics import MAX_TABLE_VALUE_BYTES
 from tracker.rules_file import build_router, load_rules
 from tracker.settings import Settings
 from tracker.worker.alerting import Alerting
 from tracker.worker.api import Ingestion
-from tracker.worker.fold_loop import Changelog, FoldLoop
-from tracker.worker.folding import BatchFolder
+from tracker.worker.faust_fixes import PartitionedWrites, hold_streams_until_seeked
+from tracker.worker.folding import BatchFolder, Incoming
 from tracker.worker.http_client import AiohttpSender
 from tracker.worker.index import TableIndex
 from tracker.worker.metrics import AlertCollector, LagCollector, PipelineMetrics, SignalCollector
 from tracker.worker.notifications import Notifications
 from tracker.worker.routes import install_routes
-from tracker.worker.state import StateTable
 
 __all__ = ["Worker", "build_worker"]
 
 logger = logging.getLogger(__name__)
 
+#: How long Faust's producer waits to fill a batch of changelog records, and a batch's size:
+#: a fold batch writes thousands of keys (Faust's default linger of 0 sends one request each).
+PRODUCER_LINGER_SECONDS = 0.01
+PRODUCER_MAX_BATCH_BYTES = 512 * 1024
 
-class _WebOnly(BootStrategy):
-    """Faust serves HTTP and runs timers and services; the fold loop consumes the events."""
 
-    enable_kafka_consumer = False
+class RecordedTable(faust.Table):  # type: ignore[type-arg]
+    """A Faust table that counts the changelog records its recovery (active or standby) applies."""
+
+    records_read: Any = None  # the metric child to increment, set after construction
+
+    def apply_changelog_batch(self, batch: Any) -> None:
+        """Apply changelog records to the local store, counting them."""
+        events = list(batch)
+        if self.records_read is not None:
+            self.records_read.inc(len(events))
+        super().apply_changelog_batch(events)
 
 
 @dataclass
@@ -62,21 +75,23 @@ class Worker:
     settings: Settings
     router: Router
     rules: RuleSet
-    table: StateTable
-    groups: StateTable
-    fold: FoldLoop
+    table: Mapping[str, Any]
+    groups: Mapping[str, Any]
     registry: CollectorRegistry
     progress: Callable[[], dict[str, int | bool]]
     index: TableIndex | None = None
 
     def owned_partitions(self) -> set[int]:
-        """Return the events-topic partitions this worker folds now (assigned and rebuilt)."""
-        return set(self.fold.ready)
+        """Return the events-topic partitions this worker folds now (active, and recovered)."""
+        if self.app.tables.recovery.in_recovery:  # type: ignore[attr-defined]
+            return set()
+        actives = self.app.assignor.assigned_actives()
+        return {tp.partition for tp in actives if tp.topic == self.settings.events_topic}
 
     def signals(self, entity: str | None = None) -> list[Signal]:
         """Derive the signals of the keys this worker owns (only ``entity``'s fold group if given)."""
         if entity is None:
-            return derive_signals(self.router, self.table.owned(self.owned_partitions()))
+            return derive_signals(self.router, _owned(self.table, self.owned_partitions(), self.settings.partitions))
         fold_key = self.router.fold_key(entity)
         if partition_for(fold_key, self.settings.partitions) not in self.owned_partitions():
             return []
@@ -86,21 +101,29 @@ class Worker:
 
     def alerts(self) -> list[dict[str, Any]]:
         """Return the pending and firing alerts (with provenance) of the groups this worker owns."""
-        owned = self.groups.owned(self.owned_partitions())
+        owned = _owned(self.groups, self.owned_partitions(), self.settings.partitions)
         entries = [entry for group in owned.values() for entry in group["alerts"].values()]
         return sorted(entries, key=lambda entry: (entry["alert"]["rule"], entry["alert"]["fingerprint"]))
 
 
+def _owned(table: Mapping[str, Any], owned: set[int], partitions: int) -> dict[str, Any]:
+    # A store may hold standby partitions too (the memory store holds every partition it read).
+    return {key: value for key, value in list(table.items()) if partition_for(key, partitions) in owned}
+
+
 def build_worker(settings: Settings) -> Worker:
-    """Build the worker for ``settings`` (fold loop, tables, alerting, routes, metrics)."""
+    """Build the worker for ``settings`` (Faust app, tables, fold agent, alerting, routes, metrics)."""
     rules = load_rules(settings.rules_path)
     router = build_router(settings)
     app = faust.App(
-        # The id prefixes Faust's names; with the topic prefix in front, like every group id here.
+        # The Faust id names the fold's consumer group and prefixes the changelogs,
+        # so the topic prefix goes in front of it too.
         settings.faust_app_id,
         broker=f"kafka://{settings.bootstrap}",
         # The same TLS and SASL settings as every aiokafka client of the tracker (client_config.py).
         broker_credentials=faust_credentials(settings),
+        store=f"{settings.store}://",
+        table_standby_replicas=settings.standby_replicas,
         datadir=str(settings.data_dir / "faust"),
         autodiscover=False,
         web_enabled=True,
@@ -112,62 +135,107 @@ def build_worker(settings: Settings) -> Worker:
         topic_replication_factor=settings.replication_factor,
         producer_partitioner=partitioner,
         producer_acks=-1,
+        producer_linger=PRODUCER_LINGER_SECONDS,
+        producer_max_batch_size=PRODUCER_MAX_BATCH_BYTES,
+        # A table value is one record: a busy series or fold group can pass Kafka's 1 MB default.
+        producer_max_request_size=MAX_TABLE_VALUE_BYTES,
+        consumer_auto_offset_reset="earliest",
+        # A worker that dies silently (SIGKILL, a lost host) keeps its partitions this long;
+        # heartbeats go out every third of it, from the consumer's own thread.
+        broker_session_timeout=settings.session_timeout_seconds,
+        broker_heartbeat_interval=min(3.0, settings.session_timeout_seconds / 3),
+        processing_guarantee="at_least_once",
         key_serializer="raw",
         value_serializer="raw",
     )
-    app.boot_strategy = _WebOnly(app)
-    series_changelog, groups_changelog = settings.changelog_topics
-    table = StateTable("series", settings.partitions)
-    groups = StateTable("groups", settings.partitions)
+    events_topic = app.topic(settings.events_topic, key_type=bytes, value_type=bytes, partitions=settings.partitions)
+    dead_letters = app.topic(settings.dead_letter_topic, partitions=settings.partitions)
+    alerts_topic = app.topic(settings.alerts_topic, partitions=settings.partitions)
     registry = CollectorRegistry()
     metrics = PipelineMetrics.create(registry, tuple(rule.name for rule in rules.rules))
-    index = TableIndex(table, settings.partitions)
-    fold = FoldLoop(
-        settings,
-        (Changelog(table, series_changelog), Changelog(groups, groups_changelog)),
-        metrics,
-        on_assigned=lambda: forget_partitions(),
-    )
+
+    def table(name: str) -> RecordedTable:
+        # use_partitioner: the agent writes a key once per batch, outside per-event iteration;
+        # its changelog partition then comes from our partitioner, which sends every key to its
+        # fold key's partition, as the events topic does.
+        created = RecordedTable(
+            app,
+            name=name,
+            default=None,
+            partitions=settings.partitions,
+            use_partitioner=True,
+            # Keys and values are written as JSON; partition_for hashes a key's text inside its quotes.
+            key_type=str,
+        )
+        created.records_read = metrics.records_read.labels(topic=f"{settings.faust_app_id}-{name}-changelog")
+        app.tables.add(created)
+        return created
+
+    series = PartitionedWrites(table("series"), settings.partitions)
+    groups = PartitionedWrites(table("groups"), settings.partitions)
     lag = LagProbe(settings, settings.faust_app_id)
-    worker = Worker(app, settings, router, rules, table, groups, fold, registry, progress=dict, index=index)
+    index = TableIndex(series.store, settings.partitions)
+    worker = Worker(app, settings, router, rules, series.store, groups.store, registry, progress=dict, index=index)
     registry.register(SignalCollector(router, worker.signals))
     registry.register(AlertCollector(worker.alerts))
     registry.register(LagCollector(settings.events_topic, lambda: lag.lag, worker.owned_partitions))
     setup_prometheus_sensors(app, pattern="/metrics", registry=registry, name_prefix="faust")
 
+    async def send(
+        topic: str, key: bytes, value: bytes, partition: int | None, headers: list[tuple[str, bytes]]
+    ) -> Any:
+        # Sent with the batch's table writes: Faust flushes its producer before it commits.
+        target = events_topic if topic == settings.events_topic else dead_letters
+        return await target.send(key=key, value=value, partition=partition, headers=headers)
+
     async def send_transitions(records: list[tuple[bytes, bytes]]) -> None:
         # Wait for the broker's ack: the groups table is written only after it.
-        await fold.send_now(settings.alerts_topic, records)
+        pending = [await alerts_topic.send(key=key, value=value) for key, value in records]
+        for future in pending:
+            await future
 
-    alerting = Alerting(rules, router, table, groups, index.group, send_transitions, metrics)
+    alerting = Alerting(rules, router, series.store, groups, index.group, send_transitions, metrics)
     folder = BatchFolder(
         router,
-        table,
-        fold.send,
+        series,
+        send,
         settings.events_topic,
         settings.dead_letter_topic,
         settings.partitions,
         metrics,
         index,
         alerting,
+        reads=series.store,
     )
-    fold.folder = folder
 
-    def forget_partitions() -> None:
-        # Partitions moved: what is known per partition is rebuilt lazily from the tables.
+    @app.on_partitions_assigned.connect  # type: ignore[arg-type]
+    async def _forget_partitions(sender: Any, assigned: Any, **kwargs: Any) -> None:
+        # Partitions may have moved: what is known per partition is rebuilt lazily from the tables.
         index.reset()
         alerting.reset()
+        metrics.rebalances.inc()
+
+    hold_streams_until_seeked(app, settings)
+
+    async def fold(stream: Any) -> None:
+        async for events in stream.take_events(settings.batch_size, within=settings.batch_within_seconds):
+            series.hold(events)
+            groups.hold(events)
+            await folder.fold([_incoming(event) for event in events])
+            metrics.records_read.labels(topic=settings.events_topic).inc(len(events))
+
+    app.agent(events_topic, name="fold")(fold)
 
     worker.progress = lambda: {
         "folded": folder.folded,
         "records": folder.records,
-        # Keys in the local series table, and whether some assigned partition is still
-        # being rebuilt from the changelogs: cheap to ask, unlike deriving every signal.
-        "series_keys": len(table),
-        "recovering": fold.recovering,
+        # Keys in the local series store, and whether Faust is still reading the changelogs:
+        # cheap to ask, unlike deriving every signal.
+        "series_keys": len(series.store),
+        "recovering": bool(app.tables.recovery.in_recovery),  # type: ignore[attr-defined]
     }
 
-    notification_dlq = app.topic(settings.notifications_dead_letter_topic, key_serializer="raw", value_serializer="raw")
+    notification_dlq = app.topic(settings.notifications_dead_letter_topic)
 
     async def dead_letter(record: dict[str, Any]) -> None:
         pending = await notification_dlq.send(key=record["subscription"].encode(), value=json.dumps(record).encode())
@@ -178,8 +246,9 @@ def build_worker(settings: Settings) -> Worker:
 
     # Transitions are read by a consumer of our own, not a Faust agent: its offsets are
     # committed only past transitions whose deliveries are all done, so a crash re-reads
-    # exactly the unfinished ones. (A Faust agent waiting for the registries lost the
-    # records fetched meanwhile: Faust clears its queues when it resumes after recovery.)
+    # exactly the unfinished ones. (A Faust agent commits what it has taken from its stream,
+    # and one waiting for the registries lost the records fetched meanwhile: Faust clears
+    # its queues when it resumes after recovery.)
     transitions = CommittingConsumer(
         settings,
         settings.alerts_topic,
@@ -202,11 +271,9 @@ def build_worker(settings: Settings) -> Worker:
             await notifications.start()
             await transitions.start()
             await lag.start()
-            await fold.start()
 
         async def on_stop(self) -> None:
             notifications.end_feeds()  # open alert streams would hold the web server up
-            await fold.stop()
             await lag.stop()
             await transitions.stop()
             await notifications.stop()
@@ -229,4 +296,18 @@ def _warn_if_open(settings: Settings) -> None:
         settings.http_host,
         settings.http_port,
         reach,
+    )
+
+
+def _incoming(event: Any) -> Incoming:
+    message = event.message
+    headers = message.headers.items() if isinstance(message.headers, dict) else (message.headers or ())
+    return Incoming(
+        topic=message.topic,
+        partition=message.partition,
+        offset=message.offset,
+        key=message.key,
+        value=message.value,
+        headers=tuple((name, bytes(value)) for name, value in headers),
+        timestamp=message.timestamp,
     )

@@ -1,0 +1,118 @@
+"""The two faust-streaming behaviours the fold works around, each in one place, with its upstream reference.
+
+1. **A RocksDB table stores a write under the current event's partition**, even when
+   the table's changelog is partitioned by key (``use_partitioner=True``):
+   ``faust/stores/rocksdb.py`` ``_set`` opens the database of
+   ``current_event().message.partition``. The fold writes a batch's keys after
+   ``take_events`` handed the batch over, when the current event is whichever
+   came last, so a key would land in another partition's database: dropped with
+   that partition at the next rebalance, and read back under the wrong persisted
+   offset. ``PartitionedWrites`` makes an event of the key's own partition
+   current for each write. Upstream: robinhood/faust#478 (the unmerged fix),
+   faust-streaming/faust#130 and #144 (reads fixed, writes not).
+
+2. **Recovery resumes the stream partitions before it seeks them to the committed
+   offsets** (faust 0.15.3 ``faust/tables/recovery.py`` resumes at line 649, seeks
+   at 653-656). Records fetched in between are delivered, then the seek makes the
+   consumer's drain loop take them for a gap (``faust/transport/consumer.py``
+   1208-1215): they enter the acked offsets twice, each duplicate ends the
+   consecutive run Faust commits, and commits crawl one offset per commit
+   interval (docs/reliability.md, bug 6). ``hold_streams_until_seeked`` stops the
+   flow on ``on_rebalance_complete``, which comes before the resume; Faust turns
+   the flow back on after its seek. Only when every partition has a committed
+   offset: aiokafka's ``seek_to_committed`` leaves a partition without one where it
+   is, so what the drain loop dropped there would never be read again.
+   Upstream: faust-streaming/faust#596, robinhood/faust#625.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import weakref
+from collections.abc import Iterable, Iterator, MutableMapping
+from typing import Any
+
+import faust
+from faust.streams import _current_event  # the context variable behind faust.current_event()
+
+from tracker.errors import InfrastructureError
+from tracker.kafka.lag import committed_offsets
+from tracker.kafka.partitioning import partition_for
+from tracker.settings import Settings
+
+__all__ = ["PartitionedWrites", "hold_streams_until_seeked"]
+
+logger = logging.getLogger(__name__)
+
+#: How long the end of a rebalance waits for the fold's committed offsets.
+COMMITTED_LOOKUP_SECONDS = 10.0
+
+
+class PartitionedWrites(MutableMapping[str, Any]):
+    """A Faust table whose writes are stored under their key's partition (see 1. above).
+
+    Reads go to the table's store directly, without Faust's per-access sensor hooks
+    (the fold reads a key several times per record); every write goes through the
+    table, so it is sent to the changelog.
+    """
+
+    def __init__(self, table: Any, partitions: int) -> None:
+        self.table = table
+        self.store: MutableMapping[str, Any] = table.data
+        self.partitions = partitions
+        self._events: dict[int, Any] = {}
+
+    def hold(self, events: Iterable[Any]) -> None:
+        """Remember one event of each partition of the batch being folded."""
+        self._events = {event.message.partition: event for event in events}
+
+    def __getitem__(self, key: str) -> Any:
+        return self.store[key]
+
+    def __contains__(self, key: object) -> bool:
+        return key in self.store
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.store)
+
+    def __len__(self) -> int:
+        return len(self.store)
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        token = _current_event.set(weakref.ref(self._event_of(key)))
+        try:
+            self.table[key] = value
+        finally:
+            _current_event.reset(token)
+
+    def __delitem__(self, key: str) -> None:
+        token = _current_event.set(weakref.ref(self._event_of(key)))
+        try:
+            del self.table[key]
+        finally:
+            _current_event.reset(token)
+
+    def _event_of(self, key: str) -> Any:
+        partition = partition_for(key, self.partitions)
+        try:
+            return self._events[partition]
+        except KeyError:
+            # The fold writes only keys of the partitions its batch came from.
+            raise RuntimeError(f"no event of partition {partition} in the batch for table key {key!r}") from None
+
+
+def hold_streams_until_seeked(app: faust.App, settings: Settings) -> None:
+    """Stop the stream flow at the end of each rebalance until Faust has sought (see 2. above)."""
+
+    @app.on_rebalance_complete.connect  # type: ignore[arg-type]
+    async def _hold(sender: Any, **kwargs: Any) -> None:
+        try:
+            committed = await asyncio.wait_for(
+                committed_offsets(settings, settings.faust_app_id), COMMITTED_LOOKUP_SECONDS
+            )
+        except (InfrastructureError, TimeoutError) as exc:
+            logger.warning("cannot read the fold's committed offsets; streams resume as Faust does: %s", exc)
+            return
+        if all(committed.values()):
+            app.consumer.stop_flow()
