@@ -1,5 +1,10 @@
 """Fault 2: two workers share 4 partitions; one is SIGKILLed, the survivor takes over, the second returns.
 
+Each worker keeps a standby replica of the other's table partitions (RocksDB,
+``TRACKER_STANDBY_REPLICAS=1``, the default): the survivor serves the dead
+worker's partitions from its standby, reading only the changelog records its
+standby had not applied yet, never the changelogs from offset 0.
+
 At every stable point the union of the two workers' market_* samples on
 /metrics must equal what the pure fold of the topic says a complete set of
 workers exports, and no series may be exported by both. The time the
@@ -30,6 +35,8 @@ from tests.integration.fault_helpers import (
     records_per_event,
     signal_differences,
 )
+from tests.integration.helpers import sample, scrape
+from tests.integration.kafka_helpers import end_offsets
 from tracker.bench.workload import generate
 from tracker.core.decode import decode_event
 from tracker.demo import wait_until
@@ -71,6 +78,14 @@ def split(first: RunningWorker, second: RunningWorker, partitions: int) -> bool:
     """Return whether two workers own disjoint, non-empty sets covering every partition."""
     a, b = owned(first), owned(second)
     return bool(a) and bool(b) and not a & b and a | b == set(range(partitions))
+
+
+def changelog_records_read(worker: RunningWorker, settings: Settings) -> float:
+    """Return the changelog records a worker's tables have applied (recovery and standby) since it started."""
+    samples = scrape(worker.url)
+    return sum(
+        samples.get(sample("tracker_records_read_total", topic=topic), 0.0) for topic in settings.changelog_topics
+    )
 
 
 def exported(workers: list[RunningWorker]) -> tuple[Samples, set[object]]:
@@ -143,6 +158,8 @@ def test_the_survivor_takes_over_every_partition_and_no_series_is_exported_twice
     expected = expected_samples(reference)
     shared = settle("two_workers_export_the_pure_fold", [first, second], expected, published_at, SETTLE_TIMEOUT)
     exported_by_second = len(market_samples(second.url))
+    taken = owned(second)
+    read_before_kill = changelog_records_read(first, settings)
 
     # Kill one; more events arrive while the group has not noticed yet.
     second.stop(signal.SIGKILL)
@@ -155,6 +172,10 @@ def test_the_survivor_takes_over_every_partition_and_no_series_is_exported_twice
     wait_until("the survivor to own every partition", lambda: owned(first) == {0, 1, 2, 3}, TAKEOVER_TIMEOUT, 0.2)
     owns_all_after = time.monotonic() - killed_at
     takeover = settle("kill_to_survivor_exports_complete_set", [first], expected, killed_at, SETTLE_TIMEOUT)
+    read_during_takeover = changelog_records_read(first, settings) - read_before_kill
+    changelog_records = sum(
+        end for topic in settings.changelog_topics for p, end in end_offsets(settings, topic).items() if p in taken
+    )
 
     # The second worker returns: after the rebalance, each series lives on exactly one worker.
     returned_at = time.monotonic()
@@ -179,6 +200,8 @@ def test_the_survivor_takes_over_every_partition_and_no_series_is_exported_twice
             "initial_split_seconds": round(split_after, 1),
             **shared.figures(),
             "kill_to_survivor_owns_all_seconds": round(owns_all_after, 1),
+            "changelog_records_of_taken_partitions": changelog_records,
+            "changelog_records_read_during_takeover": read_during_takeover,
             **takeover.figures(),
             "restart_to_partitions_shared_seconds": round(shared_after, 1),
             **back.figures(),
@@ -189,6 +212,9 @@ def test_the_survivor_takes_over_every_partition_and_no_series_is_exported_twice
     )
 
     assert exported_by_second, "the second worker exported nothing: the partitions were not shared"
+    # From the standby: far fewer records than the changelogs of the partitions taken over hold.
+    assert changelog_records > 1_000
+    assert read_during_takeover < changelog_records / 4, (read_during_takeover, changelog_records)
     assert len(expected) > 1_000
     assert reference.firing, "no alert fires: the market_alert_firing comparison would be empty"
     for phase in (shared, takeover, back):

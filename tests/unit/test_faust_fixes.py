@@ -1,0 +1,80 @@
+"""The workaround for Faust's RocksDB store: a table write is made while an event of the key's partition is current."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import faust
+import pytest
+
+from tracker.kafka.partitioning import partition_for
+from tracker.worker.faust_fixes import PartitionedWrites
+
+pytestmark = pytest.mark.unit
+
+PARTITIONS = 4
+
+
+@dataclass
+class Message:
+    partition: int
+
+
+@dataclass
+class Event:
+    message: Message
+
+
+class RecordingTable(dict[str, Any]):
+    """A table that records the partition of the current event at each write, as the RocksDB store reads it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.data = self
+        self.stored_on: dict[str, int | None] = {}
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        event = faust.current_event()
+        self.stored_on[key] = None if event is None else event.message.partition
+        super().__setitem__(key, value)
+
+
+def keys_on_every_partition() -> dict[int, str]:
+    """Return one table key per partition."""
+    found: dict[int, str] = {}
+    number = 0
+    while len(found) < PARTITIONS:
+        key = f"entity{number}/usage:entity{number}|mau"
+        found.setdefault(partition_for(key, PARTITIONS), key)
+        number += 1
+    return found
+
+
+def test_each_write_is_stored_under_its_own_keys_partition_whatever_event_came_last() -> None:
+    # Arrange: a batch with one event per partition; Faust would leave the last one current.
+    table = RecordingTable()
+    writes = PartitionedWrites(table, PARTITIONS)
+    events = [Event(Message(partition)) for partition in range(PARTITIONS)]
+    writes.hold(events)
+
+    # Act
+    keys = keys_on_every_partition()
+    for key in keys.values():
+        writes[key] = {"facts": {}}
+
+    # Assert
+    assert table.stored_on == {key: partition for partition, key in keys.items()}
+    assert faust.current_event() is None  # nothing is left current after the write
+
+
+def test_a_write_for_a_partition_the_batch_did_not_come_from_is_refused() -> None:
+    table = RecordingTable()
+    writes = PartitionedWrites(table, PARTITIONS)
+    keys = keys_on_every_partition()
+    writes.hold([Event(Message(0))])
+
+    with pytest.raises(RuntimeError, match="no event of partition"):
+        writes[keys[1]] = {"facts": {}}
+
+    assert table == {}
