@@ -9,6 +9,7 @@ so existing receivers work unchanged; our provenance rides under ``tracker``.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 import hmac
 from collections.abc import Mapping
@@ -72,9 +73,9 @@ class Subscription(BaseModel):
         parse_matchers(value)
         return value
 
-    @property
+    @functools.cached_property
     def parsed_matchers(self) -> tuple[Matcher, ...]:
-        """Return the matchers as objects."""
+        """Return the matchers as objects, parsed once (``wants`` runs for every alert)."""
         return parse_matchers(self.matchers)
 
     def wants(self, labels: Mapping[str, str], status: str) -> bool:
