@@ -11,6 +11,8 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import hmac
+import re
+import urllib.parse
 from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 
@@ -21,10 +23,12 @@ from tracker.core.events import check_http_url
 from tracker.core.matchers import Matcher, match_all, parse_matchers
 
 __all__ = [
+    "MIN_REPEAT_INTERVAL",
     "SIGNATURE_HEADER",
     "SseChannel",
     "Subscription",
     "WebhookChannel",
+    "check_port",
     "sign",
     "verify",
     "webhook_body",
@@ -33,6 +37,34 @@ __all__ = [
 SIGNATURE_HEADER = "X-Tracker-Signature"
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 _ZERO_TIME = "0001-01-01T00:00:00Z"
+#: Shortest reminder period, in seconds: a reminder round is computed on a one-second timer,
+#: so a tiny period sent one reminder per alert per second to the receiver.
+MIN_REPEAT_INTERVAL = 60.0
+_PORT = re.compile(r"^[0-9]{1,5}$")
+
+
+def _authority(url: str) -> str:
+    # ``host[:port]`` as written, without any ``user:password@`` (never shown).
+    return urllib.parse.urlsplit(url).netloc.rpartition("@")[2]
+
+
+def _port_text(authority: str) -> str | None:
+    if authority.startswith("["):  # an IPv6 literal: the port follows the closing bracket
+        rest = authority.partition("]")[2]
+        if rest and not rest.startswith(":"):
+            raise ValueError("the host is not a valid IPv6 literal")
+        return rest[1:] if rest else None
+    _, colon, port = authority.partition(":")
+    return port if colon else None
+
+
+def check_port(url: str) -> str:
+    """Accept a URL without a port or with a numeric one from 1 to 65535; raise ValueError otherwise."""
+    port = _port_text(_authority(url))
+    # ``http://host:/`` means the default port, as urllib and aiohttp read it.
+    if port and (not _PORT.match(port) or not 1 <= int(port) <= 65535):
+        raise ValueError(f"the port must be a number from 1 to 65535, not {port[:20]!r}")
+    return url
 
 
 class WebhookChannel(BaseModel):
@@ -41,7 +73,7 @@ class WebhookChannel(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     type: Literal["webhook"]
-    url: Annotated[str, Field(max_length=2000), AfterValidator(check_http_url)]
+    url: Annotated[str, Field(max_length=2000), AfterValidator(check_http_url), AfterValidator(check_port)]
     secret: SecretStr = Field(min_length=16, max_length=256)
     max_attempts: Annotated[int, Field(ge=1, le=50)] = 8
 
@@ -70,6 +102,13 @@ class Subscription(BaseModel):
     @classmethod
     def _valid_matchers(cls, value: str) -> str:
         parse_matchers(value)
+        return value
+
+    @field_validator("repeat_interval")
+    @classmethod
+    def _valid_repeat_interval(cls, value: float) -> float:
+        if 0 < value < MIN_REPEAT_INTERVAL:
+            raise ValueError(f"must be 0 (no reminders) or at least {MIN_REPEAT_INTERVAL:g} seconds")
         return value
 
     @property

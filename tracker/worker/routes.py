@@ -12,11 +12,11 @@ from aiohttp import web as aioweb
 from faust.web import Request, Response, View
 from pydantic import ValidationError
 
-from tracker.core.decode import field_errors
+from tracker.core.decode import field_errors, parse_json
 from tracker.core.matchers import parse_matchers
 from tracker.core.signals import Signal
 from tracker.core.subscriptions import Subscription, WebhookChannel
-from tracker.errors import InfrastructureError, WebhookTargetRefused
+from tracker.errors import InfrastructureError, InputFormatError, WebhookTargetRefused
 from tracker.security import TokenSet, check_webhook_url
 from tracker.worker.api import Ingestion, TooLarge, ingest_body, read_limited, signals_document
 from tracker.worker.http_guard import SMALL_BODY_LIMIT, HttpGuard
@@ -107,11 +107,12 @@ def install_routes(app: faust.App, worker: Worker, ingestion: Ingestion, notific
             """Create or replace a subscription; errors name the field."""
             try:
                 body = await read_limited(_raw(request).content, SMALL_BODY_LIMIT)
-                data = json.loads(body)
+                # Strict JSON with bounded nesting: 30,000 nested arrays were a RecursionError (500).
+                data = parse_json(body)
             except TooLarge as exc:
                 return self.json({"error": str(exc)}, status=413)
-            except ValueError as exc:
-                return self.json({"error": f"not JSON: {exc}"}, status=400)
+            except InputFormatError as exc:
+                return self.json({"error": str(exc)}, status=400)
             if not isinstance(data, dict):
                 return self.json({"errors": [{"path": "", "reason": "expected a JSON object"}]}, status=422)
             data.setdefault("id", f"sub-{uuid.uuid4().hex[:12]}")

@@ -1,0 +1,113 @@
+"""Subscriptions a hostile or careless client sends: bad ports, tiny reminder periods."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+from pydantic import ValidationError
+
+from tracker.core.subscriptions import Subscription
+from tracker.errors import WebhookTargetRefused
+from tracker.security import AddressPolicy, check_webhook_url
+
+pytestmark = pytest.mark.unit
+
+SECRET = "0123456789abcdef-secret"
+
+
+def webhook(url: str = "https://hooks.example.org/alerts", **overrides: Any) -> dict[str, Any]:
+    """Return a valid webhook subscription as JSON data, with fields overridden."""
+    data: dict[str, Any] = {
+        "id": "desk",
+        "owner": "desk@example.org",
+        "channel": {"type": "webhook", "url": url, "secret": SECRET},
+    }
+    data.update(overrides)
+    return data
+
+
+def refusal(data: dict[str, Any]) -> list[tuple[tuple[Any, ...], str]]:
+    """Return the (location, message) of each reason the data is refused."""
+    with pytest.raises(ValidationError) as refused:
+        Subscription.model_validate(data)
+    return [(error["loc"], error["msg"]) for error in refused.value.errors()]
+
+
+# --- ports ---------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://hooks.example.org:99999/alerts",
+        "https://hooks.example.org:abc/alerts",
+        "https://hooks.example.org:0/alerts",
+        "https://hooks.example.org:65536/alerts",
+        "https://hooks.example.org:-1/alerts",
+        "https://hooks.example.org:+443/alerts",
+        "https://hooks.example.org:\uff14\uff14\uff13/alerts",  # full-width digits: int() would accept them
+        "https://hooks.example.org:443:443/alerts",
+        "https://[2001:db8::1]:99999/alerts",
+    ],
+)
+def test_a_webhook_port_that_is_not_1_to_65535_is_refused_naming_the_url(url: str) -> None:
+    # Act
+    errors = refusal(webhook(url))
+
+    # Assert
+    assert len(errors) == 1
+    where, reason = errors[0]
+    assert where == ("channel", "webhook", "url")
+    assert "port must be a number from 1 to 65535" in reason
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://hooks.example.org/alerts",
+        "https://hooks.example.org:1/alerts",
+        "https://hooks.example.org:65535/alerts",
+        "http://hooks.example.org:8080",
+        "https://[2001:db8::1]:8443/alerts",
+        "https://[2001:db8::1]/alerts",
+    ],
+)
+def test_a_webhook_with_no_port_or_a_valid_one_is_accepted(url: str) -> None:
+    # Act
+    sub = Subscription.model_validate(webhook(url))
+
+    # Assert
+    assert sub.channel.url == url  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize("url", ["https://203.0.113.7:99999/h", "https://203.0.113.7:abc/h", "https://203.0.113.7:0/h"])
+def test_the_delivery_check_refuses_a_bad_port_instead_of_raising_value_error(url: str) -> None:
+    # Act
+    with pytest.raises(WebhookTargetRefused) as refused:
+        asyncio.run(check_webhook_url(url, AddressPolicy()))
+
+    # Assert
+    assert str(refused.value) == "the port must be a number from 1 to 65535"
+
+
+# --- reminders -----------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("interval", [1e-300, 0.5, 1, 59.9])
+def test_a_repeat_interval_under_a_minute_is_refused_naming_the_field(interval: float) -> None:
+    # Act
+    errors = refusal(webhook(repeat_interval=interval))
+
+    # Assert
+    assert errors == [(("repeat_interval",), "Value error, must be 0 (no reminders) or at least 60 seconds")]
+
+
+@pytest.mark.parametrize("interval", [0, 60, 3600])
+def test_no_reminders_or_one_a_minute_or_rarer_is_accepted(interval: float) -> None:
+    # Act
+    sub = Subscription.model_validate(webhook(repeat_interval=interval))
+
+    # Assert
+    assert sub.repeat_interval == interval
