@@ -1,16 +1,21 @@
-"""Subscriptions a hostile or careless client sends: bad ports, tiny reminder periods."""
+"""Subscriptions a hostile or careless client sends: bad ports, tiny reminder periods; and ones stored before."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 from typing import Any
 
 import pytest
+from prometheus_client import CollectorRegistry
 from pydantic import ValidationError
 
 from tracker.core.subscriptions import Subscription
 from tracker.errors import WebhookTargetRefused
 from tracker.security import AddressPolicy, check_webhook_url
+from tracker.settings import Settings
+from tracker.worker.metrics import PipelineMetrics
+from tracker.worker.notifications import Notifications
 
 pytestmark = pytest.mark.unit
 
@@ -111,3 +116,37 @@ def test_no_reminders_or_one_a_minute_or_rarer_is_accepted(interval: float) -> N
 
     # Assert
     assert sub.repeat_interval == interval
+
+
+# --- the registry --------------------------------------------------------------------------------------------
+
+
+def stored(data: dict[str, Any]) -> bytes:
+    """Return a registry record as another (older) worker may have written it, unvalidated."""
+    return json.dumps(data).encode()
+
+
+async def test_a_stored_subscription_that_no_longer_validates_is_ignored_not_fatal(tmp_path, caplog) -> None:
+    # Arrange: written before today's checks, with a tiny reminder period and a bad port.
+    notifications = Notifications(
+        Settings(data_dir=tmp_path), PipelineMetrics.create(CollectorRegistry()).notifications, _no_dead_letter
+    )
+    registry = notifications.registry.data
+    registry["ok"] = stored(webhook(id="ok"))
+    registry["tiny"] = stored(webhook(id="tiny", repeat_interval=1e-300))
+    registry["port"] = stored(webhook("https://hooks.example.org:99999/alerts", id="port"))
+
+    # Act
+    listed = [sub.id for sub in notifications.subscriptions()]
+    found = {key: notifications.get(key) for key in ("ok", "tiny", "port", "absent")}
+
+    # Assert
+    assert listed == ["ok"]
+    assert found["ok"] is not None
+    assert [found[key] for key in ("tiny", "port", "absent")] == [None, None, None]
+    assert "subscription 'tiny' is ignored" in caplog.text
+    assert "99999/alerts" not in caplog.text and SECRET not in caplog.text
+
+
+async def _no_dead_letter(record: dict[str, Any]) -> None:
+    raise AssertionError(f"nothing is delivered here: {record}")

@@ -95,8 +95,10 @@ class Notifier:
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         clock: Callable[[], float] = time.time,
         rng: random.Random | None = None,
+        find: Callable[[str], Subscription | None] | None = None,
     ) -> None:
         self.subscriptions = subscriptions
+        self.find = find or self._scan
         self.delivered = delivered
         self.mark_delivered = mark_delivered
         self.dead_letter = dead_letter
@@ -109,6 +111,9 @@ class Notifier:
         self.rng = rng or random.Random()
         self._queues: dict[str, asyncio.Queue[_Job]] = {}
         self._tasks: dict[str, asyncio.Task[None]] = {}
+
+    def _scan(self, subscription_id: str) -> Subscription | None:
+        return next((sub for sub in self.subscriptions() if sub.id == subscription_id), None)
 
     def dispatch(self, transition: dict[str, Any], acknowledge: Callable[[], None]) -> None:
         """Queue a transition for every webhook subscription that wants it; ack when all are done."""
@@ -146,7 +151,7 @@ class Notifier:
     async def _drain(self, subscription_id: str, queue: asyncio.Queue[_Job]) -> None:
         while True:
             job = await queue.get()
-            sub = next((s for s in self.subscriptions() if s.id == subscription_id), None)
+            sub = self.find(subscription_id)
             if sub is not None and isinstance(sub.channel, WebhookChannel):
                 try:
                     await self.deliver(sub, job.transition)
