@@ -4,6 +4,8 @@ A subscription is event-sourced like everything else: the registry is the
 fold of a compacted topic keyed by subscription id (a record with no value
 deletes). The webhook body follows Alertmanager's webhook format (version 4)
 so existing receivers work unchanged; our provenance rides under ``tracker``.
+A webhook URL may carry a credential in its path or query (Slack's do), so
+only its scheme, host and port are shown to readers who may not write.
 """
 
 from __future__ import annotations
@@ -24,11 +26,13 @@ from tracker.core.matchers import Matcher, match_all, parse_matchers
 
 __all__ = [
     "MIN_REPEAT_INTERVAL",
+    "REDACTED",
     "SIGNATURE_HEADER",
     "SseChannel",
     "Subscription",
     "WebhookChannel",
     "check_port",
+    "redact_url",
     "sign",
     "verify",
     "webhook_body",
@@ -40,6 +44,8 @@ _ZERO_TIME = "0001-01-01T00:00:00Z"
 #: Shortest reminder period, in seconds: a reminder round is computed on a one-second timer,
 #: so a tiny period sent one reminder per alert per second to the receiver.
 MIN_REPEAT_INTERVAL = 60.0
+#: What stands for a webhook URL's path, query and fragment where they are not shown.
+REDACTED = "<redacted>"
 _PORT = re.compile(r"^[0-9]{1,5}$")
 
 
@@ -65,6 +71,18 @@ def check_port(url: str) -> str:
     if port and (not _PORT.match(port) or not 1 <= int(port) <= 65535):
         raise ValueError(f"the port must be a number from 1 to 65535, not {port[:20]!r}")
     return url
+
+
+def redact_url(url: str) -> str:
+    """Return the URL with scheme, host and port only; any path, query or fragment becomes ``/<redacted>``."""
+    try:
+        parts = urllib.parse.urlsplit(url)
+    except ValueError:  # a stored URL today's checks refuse: show nothing of it
+        return REDACTED
+    shown = f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}"
+    if parts.path not in ("", "/") or parts.query or parts.fragment:
+        return f"{shown}/{REDACTED}"
+    return shown + parts.path
 
 
 class WebhookChannel(BaseModel):
@@ -122,11 +140,13 @@ class Subscription(BaseModel):
             return False
         return match_all(self.parsed_matchers, labels)
 
-    def public(self) -> dict[str, Any]:
-        """Return the subscription as JSON data with its secret redacted."""
+    def public(self, full_url: bool = False) -> dict[str, Any]:
+        """Return the subscription as JSON data, secret redacted, URL too unless ``full_url``."""
         data = self.model_dump(mode="json")
         if data["channel"]["type"] == "webhook":
             data["channel"]["secret"] = "**********"
+            if not full_url:
+                data["channel"]["url"] = redact_url(data["channel"]["url"])
         return data
 
     def stored(self) -> dict[str, Any]:

@@ -23,9 +23,11 @@ from prometheus_client import Counter
 
 from tracker.core.subscriptions import (
     IDEMPOTENCY_HEADER,
+    REDACTED,
     SIGNATURE_HEADER,
     Subscription,
     WebhookChannel,
+    redact_url,
     sign,
     webhook_body,
 )
@@ -65,6 +67,15 @@ class RetryPolicy:
         """Return how long to wait before attempt ``attempt + 1``."""
         backoff = rng.uniform(0, min(self.cap, self.base * 2 ** (attempt - 1)))
         return min(self.cap, max(backoff, retry_after or 0.0))
+
+
+def _without_url(error: str, url: str) -> str:
+    """Return an error message with the URL, or its path and query, masked (some client errors quote it)."""
+    error = error.replace(url, redact_url(url))
+    after_scheme = url.find("://") + 3
+    cuts = [at for at in (url.find(mark, after_scheme) for mark in "/?#") if at >= 0]
+    tail = url[min(cuts) :] if cuts else ""  # path, query and fragment
+    return error.replace(tail, REDACTED) if len(tail) > 1 else error
 
 
 def _retryable(outcome: Outcome) -> bool:
@@ -188,13 +199,15 @@ class Notifier:
             if attempt < sub.channel.max_attempts:
                 self.outcomes.labels(outcome="retried").inc()
                 await self.sleep(self.policy.delay(attempt, last.retry_after, self.rng))
+        # Whoever may read topics reads the dead letters: the URL's path and query, which may
+        # hold the receiver's credential (Slack's do), stay out of them.
         await self.dead_letter(
             {
                 "subscription": sub.id,
                 "idempotency_key": transition["idempotency_key"],
-                "url": sub.channel.url,
+                "url": redact_url(sub.channel.url),
                 "last_status": last.status,
-                "last_error": last.error,
+                "last_error": _without_url(last.error, sub.channel.url),
                 "transition": transition,
             }
         )
