@@ -1,4 +1,4 @@
-"""Subscriptions a hostile or careless client sends: bad ports, tiny reminder periods; and ones stored before."""
+"""Subscriptions a hostile or careless client sends: bad ports, tiny reminder periods, too many."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 from prometheus_client import CollectorRegistry
 from pydantic import ValidationError
 
-from tracker.core.subscriptions import Subscription
+from tracker.core.subscriptions import Subscription, capacity_refusal
 from tracker.errors import WebhookTargetRefused
 from tracker.security import AddressPolicy, check_webhook_url
 from tracker.settings import Settings
@@ -116,6 +116,62 @@ def test_no_reminders_or_one_a_minute_or_rarer_is_accepted(interval: float) -> N
 
     # Assert
     assert sub.repeat_interval == interval
+
+
+# --- caps ----------------------------------------------------------------------------------------------------
+
+
+def subscriptions(count: int, owner: str, prefix: str) -> list[Subscription]:
+    """Return ``count`` SSE subscriptions of one owner."""
+    return [
+        Subscription.model_validate({"id": f"{prefix}-{n}", "owner": owner, "channel": {"type": "sse"}})
+        for n in range(count)
+    ]
+
+
+def test_an_owner_at_the_cap_cannot_add_one_more_but_may_replace_one() -> None:
+    # Arrange
+    existing = subscriptions(3, "alice", "a") + subscriptions(1, "bob", "b")
+    one_more = Subscription.model_validate({"id": "a-new", "owner": "alice", "channel": {"type": "sse"}})
+    replacing = Subscription.model_validate({"id": "a-1", "owner": "alice", "channel": {"type": "sse"}})
+    for_bob = Subscription.model_validate({"id": "b-new", "owner": "bob", "channel": {"type": "sse"}})
+
+    # Act
+    refused = capacity_refusal(existing, one_more, per_owner=3, total=10)
+
+    # Assert
+    assert refused is not None
+    assert refused.path == "owner"
+    assert refused.reason == (
+        "owner 'alice' already has 3 subscriptions, the most one owner may have "
+        "(TRACKER_MAX_SUBSCRIPTIONS_PER_OWNER=3); delete one first"
+    )
+    assert capacity_refusal(existing, replacing, per_owner=3, total=10) is None
+    assert capacity_refusal(existing, for_bob, per_owner=3, total=10) is None
+
+
+def test_a_full_registry_refuses_a_new_subscription_but_not_a_replacement() -> None:
+    # Arrange: five owners with one each, a total cap of five.
+    existing = [sub for n in range(5) for sub in subscriptions(1, f"owner-{n}", f"s{n}")]
+    newcomer = Subscription.model_validate({"id": "late", "owner": "owner-9", "channel": {"type": "sse"}})
+    moved = Subscription.model_validate({"id": "s0-0", "owner": "owner-9", "channel": {"type": "sse"}})
+
+    # Act
+    refused = capacity_refusal(existing, newcomer, per_owner=100, total=5)
+
+    # Assert
+    assert refused is not None
+    assert refused.path == ""
+    assert "TRACKER_MAX_SUBSCRIPTIONS=5" in refused.reason
+    assert capacity_refusal(existing, moved, per_owner=100, total=5) is None
+
+
+def test_the_caps_are_settings_with_defaults() -> None:
+    # Act
+    settings = Settings()
+
+    # Assert
+    assert (settings.max_subscriptions_per_owner, settings.max_subscriptions) == (100, 1000)
 
 
 # --- the registry --------------------------------------------------------------------------------------------

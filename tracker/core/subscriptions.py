@@ -15,7 +15,7 @@ import hashlib
 import hmac
 import re
 import urllib.parse
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SecretStr, field_validator
@@ -23,6 +23,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SecretStr, fi
 from tracker.core.dates import PartialDate
 from tracker.core.events import check_http_url
 from tracker.core.matchers import Matcher, match_all, parse_matchers
+from tracker.errors import FieldError
 
 __all__ = [
     "MIN_REPEAT_INTERVAL",
@@ -31,6 +32,7 @@ __all__ = [
     "SseChannel",
     "Subscription",
     "WebhookChannel",
+    "capacity_refusal",
     "check_port",
     "redact_url",
     "sign",
@@ -155,6 +157,27 @@ class Subscription(BaseModel):
         if isinstance(self.channel, WebhookChannel):
             data["channel"]["secret"] = self.channel.secret.get_secret_value()
         return data
+
+
+def capacity_refusal(
+    existing: Iterable[Subscription], candidate: Subscription, per_owner: int, total: int
+) -> FieldError | None:
+    """Return why storing ``candidate`` would pass a cap (per owner, in all), or None if it fits."""
+    others = [sub for sub in existing if sub.id != candidate.id]  # a replacement is not one more
+    owned = sum(sub.owner == candidate.owner for sub in others)
+    if owned >= per_owner:
+        return FieldError(
+            "owner",
+            f"owner {candidate.owner[:200]!r} already has {owned} subscriptions, the most one owner may have "
+            f"(TRACKER_MAX_SUBSCRIPTIONS_PER_OWNER={per_owner}); delete one first",
+        )
+    if len(others) >= total:
+        return FieldError(
+            "",
+            f"there are already {len(others)} subscriptions, the most a cluster may hold "
+            f"(TRACKER_MAX_SUBSCRIPTIONS={total}); delete one first",
+        )
+    return None
 
 
 def _rfc3339(date: dt.datetime) -> str:

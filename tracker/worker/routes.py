@@ -15,7 +15,7 @@ from pydantic import ValidationError
 from tracker.core.decode import field_errors, parse_json
 from tracker.core.matchers import parse_matchers
 from tracker.core.signals import Signal
-from tracker.core.subscriptions import Subscription, WebhookChannel
+from tracker.core.subscriptions import Subscription, WebhookChannel, capacity_refusal
 from tracker.errors import InfrastructureError, InputFormatError, WebhookTargetRefused
 from tracker.security import TokenSet, bearer_token, check_webhook_url
 from tracker.worker.api import Ingestion, TooLarge, ingest_body, read_limited, signals_document
@@ -122,6 +122,15 @@ def install_routes(app: faust.App, worker: Worker, ingestion: Ingestion, notific
             except ValidationError as exc:
                 errors = field_errors(exc, frozenset({"webhook", "sse"}))
                 return self.json({"errors": [{"path": e.path, "reason": e.reason} for e in errors]}, status=422)
+            # Checked against this worker's registry: creations racing on other workers may pass a cap by a few.
+            full = capacity_refusal(
+                notifications.subscriptions(),
+                subscription,
+                settings.max_subscriptions_per_owner,
+                settings.max_subscriptions,
+            )
+            if full is not None:
+                return self.json({"errors": [{"path": full.path, "reason": full.reason}]}, status=409)
             if isinstance(subscription.channel, WebhookChannel):
                 try:
                     await check_webhook_url(subscription.channel.url, policy)
