@@ -56,6 +56,9 @@ class Settings(BaseSettings):
     stream_max_idle_seconds: Annotated[float, Field(gt=0, le=86400)] = 600.0
     stream_max_seconds: Annotated[float, Field(gt=0, le=7 * 86400)] = 3600.0
     webhook_allow: str = Field("", description="hosts, addresses and CIDRs webhooks may reach beyond public ones")
+    # Every transition is matched against every subscription: the caps bound that work.
+    max_subscriptions_per_owner: Annotated[int, Field(ge=1, le=100_000)] = 100
+    max_subscriptions: Annotated[int, Field(ge=1, le=100_000)] = 1000
     kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
     kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = "PLAIN"
     kafka_sasl_username: str | None = None

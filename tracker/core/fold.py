@@ -11,6 +11,10 @@ depends on arrival order. (An id reused for facts of two different series is
 not detected: ids are derived from content, so this takes a publisher that
 sets ids by hand and reuses one.) Retractions are kept as tombstones (per partition) and as marks on the
 series holding their target, whichever arrives first.
+
+A tombstone is kept for good, even for an id never seen: the fact may still
+arrive, and must arrive dead. Dropping old ones would make the outcome depend
+on arrival order. Their number is exported instead (``count_tombstones``).
 """
 
 from __future__ import annotations
@@ -31,9 +35,23 @@ from tracker.core.events import (
 )
 from tracker.core.routing import Router, SeriesId, series_of
 
-__all__ = ["FoldBatch", "Outcome", "Projection", "fact_payload", "live_facts", "tombstones_key"]
+__all__ = [
+    "TOMBSTONE_BUCKETS",
+    "FoldBatch",
+    "Outcome",
+    "Projection",
+    "count_tombstones",
+    "fact_payload",
+    "live_facts",
+    "tombstone_keys",
+    "tombstones_key",
+]
 
 SeriesValue = dict[str, Any]
+
+#: Tombstone records per partition. Each is rewritten whole whenever it changes: more buckets,
+#: smaller rewrites (20,000 retractions of 27-character ids make buckets of about 19 KB).
+TOMBSTONE_BUCKETS = 64
 
 
 class Outcome(Enum):
@@ -175,9 +193,18 @@ class FoldBatch:
 
 
 def tombstones_key(partition: int, event_id: str) -> str:
-    """Return the key recording retractions of ``event_id`` on ``partition`` (64 buckets)."""
-    # Buckets keep each tombstone record small: it is rewritten whenever it changes.
-    return f"#{partition}/retractions/{zlib.crc32(event_id.encode()) % 64}"
+    """Return the key recording retractions of ``event_id`` on ``partition`` (one of TOMBSTONE_BUCKETS)."""
+    return f"#{partition}/retractions/{zlib.crc32(event_id.encode()) % TOMBSTONE_BUCKETS}"
+
+
+def tombstone_keys(partition: int) -> list[str]:
+    """Return every key that may record retractions on ``partition``."""
+    return [f"#{partition}/retractions/{bucket}" for bucket in range(TOMBSTONE_BUCKETS)]
+
+
+def count_tombstones(read: Callable[[str], SeriesValue | None], partition: int) -> int:
+    """Return how many retracted ids ``partition`` keeps tombstones for, whether their facts arrived or not."""
+    return sum(len(value["retracted"]) for key in tombstone_keys(partition) if (value := read(key)) is not None)
 
 
 class Projection:

@@ -22,6 +22,7 @@ from faust.app import BootStrategy
 from faust.sensors.prometheus import setup_prometheus_sensors
 from prometheus_client import CollectorRegistry
 
+from tracker.core.fold import count_tombstones
 from tracker.core.routing import Router
 from tracker.core.rules import RuleSet
 from tracker.core.signals import Signal, derive_signals
@@ -38,7 +39,7 @@ from tracker.worker.fold_loop import Changelog, FoldLoop
 from tracker.worker.folding import BatchFolder
 from tracker.worker.http_client import AiohttpSender
 from tracker.worker.index import TableIndex
-from tracker.worker.metrics import AlertCollector, LagCollector, PipelineMetrics, SignalCollector
+from tracker.worker.metrics import AlertCollector, LagCollector, PipelineMetrics, SignalCollector, TombstoneCollector
 from tracker.worker.notifications import Notifications
 from tracker.worker.routes import install_routes
 from tracker.worker.state import StateTable
@@ -83,6 +84,10 @@ class Worker:
         assert self.index is not None
         state = {key: self.table[key] for key in self.index.group(fold_key) if self.table.get(key) is not None}
         return derive_signals(self.router, state)
+
+    def tombstones(self) -> dict[int, int]:
+        """Return, per owned partition, how many retracted ids it keeps tombstones for."""
+        return {partition: count_tombstones(self.table.get, partition) for partition in self.owned_partitions()}
 
     def alerts(self) -> list[dict[str, Any]]:
         """Return the pending and firing alerts (with provenance) of the groups this worker owns."""
@@ -133,6 +138,7 @@ def build_worker(settings: Settings) -> Worker:
     registry.register(SignalCollector(router, worker.signals))
     registry.register(AlertCollector(worker.alerts))
     registry.register(LagCollector(settings.events_topic, lambda: lag.lag, worker.owned_partitions))
+    registry.register(TombstoneCollector(worker.tombstones))
     setup_prometheus_sensors(app, pattern="/metrics", registry=registry, name_prefix="faust")
 
     async def send_transitions(records: list[tuple[bytes, bytes]]) -> None:

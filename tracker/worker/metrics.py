@@ -21,7 +21,7 @@ from tracker.core.routing import Router
 from tracker.core.signals import SIGNAL_HELP, Signal
 from tracker.kafka.partitioning import partition_for
 
-__all__ = ["AlertCollector", "LagCollector", "PipelineMetrics", "SignalCollector", "owned_state"]
+__all__ = ["AlertCollector", "LagCollector", "PipelineMetrics", "SignalCollector", "TombstoneCollector", "owned_state"]
 
 EVENT_TYPES = (
     "investment.announced",
@@ -180,4 +180,22 @@ class AlertCollector(Collector):
                 **{k: v for k, v in alert["labels"].items() if k != "alertname"},
             }
             family.add_sample("market_alert_firing", labels, 1.0)
+        yield family
+
+
+class TombstoneCollector(Collector):
+    """Expose ``tracker_retraction_tombstones{partition}`` for the partitions this worker owns."""
+
+    def __init__(self, count: Callable[[], dict[int, int]]) -> None:
+        self.count = count
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        """Yield the number of retracted ids each owned partition keeps tombstones for."""
+        family = GaugeMetricFamily(
+            "tracker_retraction_tombstones",
+            "Retracted ids a partition keeps tombstones for (kept for good, known fact or not).",
+            labels=["partition"],
+        )
+        for partition, count in sorted(self.count().items()):
+            family.add_metric([str(partition)], float(count))
         yield family
