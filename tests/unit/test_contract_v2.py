@@ -17,7 +17,7 @@ from tracker.core.routing import Router, parse_peers
 from tracker.core.signals import derive_signals
 from tracker.demo import DEMO_EVENTS
 from tracker.errors import EventValidationError
-from tracker.rules_file import load_rules
+from tracker.rules_file import load_rules, parse_rules
 
 pytestmark = pytest.mark.unit
 
@@ -210,3 +210,27 @@ def test_the_rates_file_quotes_what_it_converts() -> None:
         data = json.loads(line)
         quoted = float(data["source"]["quote"].rsplit(" ", 1)[1])
         assert data["usd_per_unit"] == round(1 / quoted, 8)
+
+
+def test_a_threshold_rule_on_per_year_spending_reads_spans_converted_at_their_rate() -> None:
+    rules = parse_rules(
+        "rules:\n  - name: big-plan\n    severity: info\n"
+        "    threshold: {signal: market_investment_usd_per_year, above: 1.0e+10}\n"
+    )
+    router = Router()
+    events = read_events("events/samples/contract-v2.jsonl", "events/samples/fx-rates.jsonl")
+    state = Projection(router).replay(events).state
+    rates = {key: value for key, value in state.items() if "/fx/" in key}
+    groups = {key.partition("/")[0] for key in state if not key.startswith("#")}
+
+    fired = [
+        alert
+        for group in sorted(groups)
+        for alert in evaluate(
+            rules, router, {**rates, **{k: v for k, v in state.items() if k.startswith(f"{group}/")}}
+        ).values()
+        if alert.state == "firing"
+    ]
+
+    # Alibaba: 380e9 yuan over three years is about 1.74e10 dollars a year; Japan's about 9.5e9 stays under.
+    assert [(alert.labels["entity"], alert.labels["period"]) for alert in fired] == [("alibaba", "2025-2027")]
