@@ -234,3 +234,26 @@ def test_a_threshold_rule_on_per_year_spending_reads_spans_converted_at_their_ra
 
     # Alibaba: 380e9 yuan over three years is about 1.74e10 dollars a year; Japan's about 9.5e9 stays under.
     assert [(alert.labels["entity"], alert.labels["period"]) for alert in fired] == [("alibaba", "2025-2027")]
+
+
+def test_an_investment_peer_ratio_compares_per_year_dollars_and_names_both_periods() -> None:
+    router = Router(parse_peers("bytedance:alibaba:investment_usd"))
+    seed = read_events("events/samples/seed.jsonl")[:1]  # bytedance: about 23e9 USD for 2026
+    alibaba = read_events("events/samples/contract-v2.jsonl")[:1]  # 380e9 CNY for 2025-2027
+    rates = read_events("events/samples/fx-rates.jsonl")
+
+    def ratios(events: list[Event]) -> dict[tuple[tuple[str, str], ...], float]:
+        state = Projection(router).replay(events).state
+        return {s.labels: s.value for s in derive_signals(router, state) if s.name == "market_peer_ratio"}
+
+    without_rate, with_rates = ratios([*seed, *alibaba]), ratios([*seed, *alibaba, *rates])
+
+    assert without_rate == {}  # alibaba's plan has no dollar figure yet: no ratio, not a ratio of yuan
+    labels = (
+        ("entity", "bytedance"),
+        ("peer", "alibaba"),
+        ("metric", "investment_usd"),
+        ("period", "2026"),
+        ("peer_period", "2025-2027"),
+    )
+    assert with_rates == {labels: pytest.approx(23e9 / (380e9 * 0.13729663 / 3), rel=1e-12)}
