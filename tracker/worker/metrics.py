@@ -125,7 +125,7 @@ class SignalCollector(Collector):
         self.router = router
         self.signals = signals
 
-    def collect(self) -> Iterator[GaugeMetricFamily]:
+    def collect(self) -> Iterator[Metric]:
         """Yield one gauge family per signal name."""
         by_name: dict[str, list[Signal]] = defaultdict(list)
         for signal in self.signals():
@@ -134,9 +134,11 @@ class SignalCollector(Collector):
             members = by_name.get(name, [])
             if not members:
                 continue
-            family = GaugeMetricFamily(name, help_text, labels=[label for label, _ in members[0].labels])
+            # Not GaugeMetricFamily: its label names are fixed per family, and a peer ratio of
+            # investments also names the periods it compares (a ratio of usage has none).
+            family = Metric(name, help_text, "gauge")
             for signal in members:
-                family.add_metric([value for _, value in signal.labels], signal.value)
+                family.add_sample(name, dict(signal.labels), signal.value)
             yield family
 
 
