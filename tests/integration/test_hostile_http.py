@@ -245,6 +245,27 @@ def test_a_compressed_or_falsely_compressed_body_is_415_with_a_reason_and_no_tra
     assert "internal error" not in log
 
 
+def test_a_token_in_an_overlong_header_never_reaches_the_log(guarded_worker: RunningWorker):
+    # Arrange: a valid token followed by 9,000 characters (finding 7: the 400's text, token included, logged at ERROR).
+    worker = guarded_worker
+    head = request_head("GET", "/v1/signals", {"Authorization": f"Bearer {TOKEN}{'x' * 9000}"})
+
+    # Act
+    answer = exchange(worker.settings.http_port, head)
+    time.sleep(0.5)  # the worker writes its log line after answering
+
+    # Assert
+    log = worker.log.read_text(errors="replace")
+    print(
+        f"overlong header: {answer.head[:40]!r}; log: {[line for line in log.splitlines() if 'request from' in line]}"
+    )
+    assert answer.status == 400
+    assert TOKEN not in log
+    assert "request from 127.0.0.1: LineTooLong" in log
+    assert "Logging error" not in log
+    assert max(len(line) for line in log.splitlines()) < 2000
+
+
 @pytest.mark.parametrize("order", ["valid first", "valid last"])
 def test_two_authorization_headers_are_refused_with_400(guarded_worker: RunningWorker, order: str):
     # Arrange: a proxy that reads the last header and a worker that reads the first would disagree (finding 9).

@@ -8,8 +8,11 @@ in-process server on loopback with the worker's application options.
 from __future__ import annotations
 
 import asyncio
+import io
 import json
+import logging
 import socket
+import sys
 import time
 import zlib
 from collections.abc import AsyncIterator, Callable
@@ -18,10 +21,11 @@ from typing import Any
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer, make_mocked_request
+from mode.utils.logging import ExtensionFormatter
 from pydantic import SecretStr
 
 from tracker.security import TokenSet
-from tracker.worker.http_guard import HttpGuard, web_application_options
+from tracker.worker.http_guard import SERVER_LOGGER, HttpGuard, RedactedRequestErrors, web_application_options
 
 pytestmark = pytest.mark.unit
 
@@ -86,10 +90,9 @@ async def test_two_authorization_headers_are_400_whichever_comes_first(
 @pytest.mark.parametrize("encoding", ["gzip", "deflate", "br", "zstd", "GZIP", "identity, gzip", "x-unknown"])
 async def test_a_body_that_claims_an_encoding_is_415_before_the_handler(encoding: str) -> None:
     handler = Handler()
+    headers = [bearer(TOKEN), ("Content-Encoding", encoding)]
 
-    response = await call(
-        guard(), "POST", "/v1/events", handler, headers=[bearer(TOKEN), ("Content-Encoding", encoding)]
-    )
+    response = await call(guard(), "POST", "/v1/events", handler, headers=headers)
 
     assert response.status == 415
     assert body_of(response) == UNCOMPRESSED
@@ -142,6 +145,50 @@ async def test_an_accepted_request_keeps_its_connection() -> None:
     response = await call(guard(), "POST", "/v1/events", Handler(), headers=[bearer(TOKEN)])
 
     assert response.keep_alive is not False
+
+
+# --- what the log gets -------------------------------------------------------------------------------------
+
+
+async def test_the_log_line_of_a_fault_is_bounded_escaped_and_without_the_message(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    def recurse(depth: int) -> int:
+        return recurse(depth + 1) + 1
+
+    async def explode(request: web.Request) -> web.StreamResponse:
+        recurse(0)
+        raise AssertionError("unreachable")
+
+    # %0A is a line break in request.path: a log line could be forged.
+    forged = "/v1/alerts/" + "a" * 10_000 + f"%0A[ERROR]%20forged%20line%20{TOKEN}"
+
+    with caplog.at_level(logging.ERROR):
+        response = await call(guard(tokens=None), "GET", forged, Handler(explode))
+
+    assert response.status == 500
+    assert body_of(response) == {"error": "internal error"}
+    assert "RecursionError" in caplog.text
+    assert TOKEN not in caplog.text
+    assert not any(line.startswith("[ERROR] forged") for line in caplog.text.splitlines())
+    assert len(caplog.text) < 2_000
+
+
+def test_the_server_log_filter_keeps_the_type_and_drops_the_message() -> None:
+    try:
+        raise ValueError(f"quoting the request: Bearer {TOKEN}")
+    except ValueError:
+        record = logging.LogRecord(
+            SERVER_LOGGER, logging.ERROR, __file__, 1, "Error from %s", ("peer",), sys.exc_info()
+        )
+
+    kept = RedactedRequestErrors().filter(record)
+
+    assert kept
+    assert record.getMessage().startswith("Error from peer: ValueError\n")
+    assert "test_the_server_log_filter" in record.getMessage()  # where it was raised
+    # As the worker's log handler writes it (mode's formatter; it formats the arguments itself).
+    assert TOKEN not in ExtensionFormatter(stream=io.StringIO()).format(record)
 
 
 # --- aiohttp's server, with the worker's options ------------------------------------------------------------
@@ -205,3 +252,19 @@ async def test_a_refused_body_is_not_drained_the_connection_closes_at_once(serve
     assert answer.startswith(b"HTTP/1.1 401 ")
     assert b"Connection: close" in answer
     assert closed_after is not None and closed_after < 2.0  # aiohttp's default drains for up to 10 s
+
+
+async def test_a_header_line_too_long_is_logged_without_its_value(
+    serve: Callable[..., Any], caplog: pytest.LogCaptureFixture
+) -> None:
+    server = await serve(Handler(), guard())
+    head = f"GET /v1/signals HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer {TOKEN}{'x' * 9000}\r\n\r\n"
+
+    with caplog.at_level(logging.DEBUG, logger=SERVER_LOGGER):
+        answer, _ = await asyncio.to_thread(raw_request, server.port, head.encode())
+        await asyncio.sleep(0.1)
+
+    assert answer.startswith(b"HTTP/1.0 400 ")
+    assert "LineTooLong" in caplog.text
+    assert TOKEN not in caplog.text
+    assert "xxxx" not in caplog.text

@@ -8,7 +8,8 @@ are configured) and, with ``TRACKER_READ_REQUIRES_TOKEN``, to reads as well.
 
 A request refused before its body is read (400, 401, 403, 413, 415) is answered
 at once and its connection closed: the worker neither reads nor inflates the
-body. ``web_application_options`` sets up aiohttp's server to match.
+body. ``web_application_options`` sets up aiohttp's server to match, and routes
+what aiohttp itself logs about a request through ``RedactedRequestErrors``.
 """
 
 from __future__ import annotations
@@ -21,11 +22,20 @@ from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from tracker.errors import AuthenticationError, AuthorizationError
 from tracker.security import TokenSet
 
-__all__ = ["OPEN_PATHS", "SMALL_BODY_LIMIT", "STREAM_PATH", "HttpGuard", "web_application_options"]
+__all__ = [
+    "OPEN_PATHS",
+    "SERVER_LOGGER",
+    "SMALL_BODY_LIMIT",
+    "STREAM_PATH",
+    "HttpGuard",
+    "RedactedRequestErrors",
+    "web_application_options",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -37,6 +47,12 @@ EVENTS_PATH = "/v1/events"
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 #: Largest body of any request but ``POST /v1/events`` (subscriptions are small JSON objects).
 SMALL_BODY_LIMIT = 64 * 1024
+#: The logger aiohttp's server writes to (parse errors, unhandled exceptions), redacted.
+SERVER_LOGGER = "tracker.worker.http_server"
+#: Longest text taken from a request (method, path) or a log message into one log line, in characters.
+LOGGED_TEXT_LIMIT = 200
+#: Innermost stack frames logged with an unexpected exception (a RecursionError has a thousand).
+LOGGED_FRAMES = 12
 UNCOMPRESSED = "request bodies must not be compressed: send Content-Encoding identity (or none)"
 _CHALLENGE = {"WWW-Authenticate": 'Bearer realm="tracker"'}
 
@@ -56,6 +72,17 @@ def _uncompressed(encodings: Iterable[str]) -> bool:
     """Return whether Content-Encoding header values leave the body as sent (identity, or none at all)."""
     codings = (coding.strip().lower() for value in encodings for coding in value.split(","))
     return all(coding in ("", "identity") for coding in codings)
+
+
+def _printable(text: str, limit: int = LOGGED_TEXT_LIMIT) -> str:
+    """Return ``text`` cut to ``limit`` characters with line breaks and control characters escaped."""
+    shown = repr(text[:limit])[1:-1]
+    return shown + "..." if len(text) > limit else shown
+
+
+def _frames(exc: BaseException) -> str:
+    """Return where an exception was raised (its innermost frames), without its message."""
+    return "".join(traceback.format_tb(exc.__traceback__, limit=-LOGGED_FRAMES)).rstrip()
 
 
 @dataclass(frozen=True)
@@ -125,13 +152,44 @@ class HttpGuard:
             raise
         except Exception as exc:
             # The message may quote request data (a secret, even): log the type and where, not the text.
-            where = "".join(traceback.format_tb(exc.__traceback__))
-            logger.error("%s %s failed with %s\n%s", request.method, request.path, type(exc).__name__, where)
+            logger.error(
+                "%s %s failed with %s\n%s",
+                _printable(request.method),
+                _printable(request.path),
+                type(exc).__name__,
+                _frames(exc),
+            )
             return _error(500, "internal error")
+
+
+class RedactedRequestErrors(logging.Filter):
+    """Cut what aiohttp's server logs about a request down to the exception's type (and frames, for a fault).
+
+    aiohttp logs a request it cannot parse with the parser's message, which
+    quotes the raw request (a header line over 8190 bytes: its first 100 bytes,
+    a bearer token among them) and a traceback that repeats it.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Rewrite the record without the exception's message; keep every record."""
+        exc = record.exc_info[1] if record.exc_info else None
+        text = _printable(record.getMessage())
+        if exc is not None:
+            text = f"{text}: {type(exc).__name__}"
+            if not isinstance(exc, HttpProcessingError):  # a client's malformed request has no worker frames to show
+                text = f"{text}\n{_frames(exc)}"
+        record.msg, record.args = text, ()  # not None: mode's formatter (the worker's log) wraps None as an argument
+        record.exc_info, record.exc_text, record.stack_info = None, None, None
+        return True
+
+
+_REDACTION = RedactedRequestErrors()
 
 
 def web_application_options(max_body_bytes: int) -> dict[str, Any]:
     """Return the options of the worker's aiohttp application (Faust's ``web_application_options``)."""
+    server_logger = logging.getLogger(SERVER_LOGGER)
+    server_logger.addFilter(_REDACTION)  # once: a filter already present is not added again
     return {
         "client_max_size": max_body_bytes + 1,
         # Passed to each connection's aiohttp.web.RequestHandler.
@@ -141,5 +199,6 @@ def web_application_options(max_body_bytes: int) -> dict[str, Any]:
             # A refused request's unread body is not drained (aiohttp "lingers" 10 s by default): the
             # connection is closed at once. A client still sending may then see a reset, not the status.
             "lingering_time": 0,
+            "logger": server_logger,
         },
     }
