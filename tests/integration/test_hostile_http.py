@@ -245,6 +245,65 @@ def test_a_compressed_or_falsely_compressed_body_is_415_with_a_reason_and_no_tra
     assert "internal error" not in log
 
 
+def test_many_tiny_records_are_refused_at_the_cap_quickly_with_a_small_answer(guarded_worker: RunningWorker):
+    # Arrange: the bodies of finding 4 (1 MiB and 2 MiB of [1,1,...], 12 MB of strings).
+    worker = guarded_worker
+    bodies = {
+        "1 MiB of [1,1,...]": b"[" + b"1," * (MIB // 2 - 1) + b"1]",
+        "2 MiB of [1,1,...]": b"[" + b"1," * (MIB - 1) + b"1]",
+        '12 MB of ["a",...]': b"[" + b'"a",' * 3_000_000 + b'"a"]',
+    }
+    answers: dict[str, tuple[int, bytes, float]] = {}
+
+    # Act
+    with HealthProbe(worker.url).polling() as health:
+        for name, body in bodies.items():
+            answers[name] = post_timed(worker, body)
+
+    # Assert
+    for name, (status, raw, seconds) in answers.items():
+        print(f"{name}: {status} after {seconds:.2f} s, {len(raw)} bytes")
+    print(f"/healthz worst {health.worst:.3f} s over {len(health.latencies)} probes")
+    cap = worker.settings.max_records_per_request
+    for status, raw, seconds in answers.values():
+        assert status == 413
+        assert json.loads(raw) == {
+            "error": f"more than {cap} records in one request (TRACKER_MAX_RECORDS_PER_REQUEST): send fewer at a time"
+        }
+        assert seconds < 5.0
+    assert health.worst < 1.0
+
+
+def test_a_body_at_the_cap_of_invalid_records_lists_the_first_rejections_and_counts_them_all(
+    guarded_worker: RunningWorker,
+):
+    # Arrange: as many records as one request may carry, none of them valid.
+    worker = guarded_worker
+    cap = worker.settings.max_records_per_request
+    body = b"[" + b",".join([b"1"] * cap) + b"]"
+
+    # Act
+    with HealthProbe(worker.url).polling() as health:
+        status, raw, seconds = post_timed(worker, body)
+
+    # Assert
+    document = json.loads(raw)
+    print(
+        f"{cap} invalid records: {status} after {seconds:.2f} s, {len(raw)} bytes; /healthz worst {health.worst:.3f} s"
+    )
+    assert status == 422
+    assert (document["accepted"], document["rejected"], document["failed"]) == (0, cap, 0)
+    assert [result["line"] for result in document["results"]] == list(range(1, 101))
+    assert document["results"][0] == {
+        "line": 1,
+        "status": "rejected",
+        "errors": [{"path": "", "reason": "expected a JSON object, got a number"}],
+    }
+    assert document["omitted"] == cap - 100
+    assert len(raw) < 64 * 1024
+    assert health.worst < 1.0
+
+
 def test_a_token_in_an_overlong_header_never_reaches_the_log(guarded_worker: RunningWorker):
     # Arrange: a valid token followed by 9,000 characters (finding 7: the 400's text, token included, logged at ERROR).
     worker = guarded_worker
