@@ -48,6 +48,13 @@ def gzip_bomb(mebibytes: int) -> bytes:
     return head + segment * (mebibytes - 1) + compressor.flush()
 
 
+def peak_rss_bytes(pid: int) -> int:
+    """Return the highest resident set size a process has had (VmHWM)."""
+    with open(f"/proc/{pid}/status") as status:
+        line = next(line for line in status if line.startswith("VmHWM:"))
+    return int(line.split()[1]) * 1024
+
+
 def cpu_seconds(pid: int) -> float:
     """Return the user + system CPU seconds a process has used (from /proc)."""
     with open(f"/proc/{pid}/stat") as stat:
@@ -254,6 +261,7 @@ def test_many_tiny_records_are_refused_at_the_cap_quickly_with_a_small_answer(gu
         '12 MB of ["a",...]': b"[" + b'"a",' * 3_000_000 + b'"a"]',
     }
     answers: dict[str, tuple[int, bytes, float]] = {}
+    peak_before = peak_rss_bytes(worker.process.pid)
 
     # Act
     with HealthProbe(worker.url).polling() as health:
@@ -261,9 +269,11 @@ def test_many_tiny_records_are_refused_at_the_cap_quickly_with_a_small_answer(gu
             answers[name] = post_timed(worker, body)
 
     # Assert
+    peak_growth = peak_rss_bytes(worker.process.pid) - peak_before
     for name, (status, raw, seconds) in answers.items():
         print(f"{name}: {status} after {seconds:.2f} s, {len(raw)} bytes")
-    print(f"/healthz worst {health.worst:.3f} s over {len(health.latencies)} probes")
+    print(f"/healthz worst {health.worst:.3f} s over {len(health.latencies)}; peak RSS +{peak_growth / MIB:.0f} MiB")
+    assert peak_growth < 100 * MIB  # +430 MB for the 1 MiB body, 1.08 GB for the 2 MiB one before
     cap = worker.settings.max_records_per_request
     for status, raw, seconds in answers.values():
         assert status == 413
