@@ -39,6 +39,9 @@ class Settings(BaseSettings):
     replication_factor: Annotated[int, Field(ge=1, le=10)] = 1
     peers: str = DEFAULT_PEERS
     max_body_bytes: Annotated[int, Field(ge=1024)] = 16 * 1024 * 1024
+    # A request's records are validated, published and answered together: the cap bounds its work and its
+    # answer (about 150 bytes per accepted record). 10,000 is ten times the batches `tracker bench` posts.
+    max_records_per_request: Annotated[int, Field(ge=1, le=1_000_000)] = 10_000
     batch_size: Annotated[int, Field(ge=1, le=100_000)] = 20_000
     batch_within_seconds: Annotated[float, Field(gt=0, le=10)] = 0.05
     # Kafka's group protocol bounds it (group.min/max.session.timeout.ms: 6 s to 30 min by default).

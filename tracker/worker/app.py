@@ -38,6 +38,7 @@ from tracker.worker.api import Ingestion
 from tracker.worker.fold_loop import Changelog, FoldLoop
 from tracker.worker.folding import BatchFolder
 from tracker.worker.http_client import AiohttpSender
+from tracker.worker.http_guard import web_application_options
 from tracker.worker.index import TableIndex
 from tracker.worker.metrics import AlertCollector, LagCollector, PipelineMetrics, SignalCollector, TombstoneCollector
 from tracker.worker.notifications import Notifications
@@ -112,7 +113,10 @@ def build_worker(settings: Settings) -> Worker:
         web_host=settings.http_host,
         web_bind=settings.http_host,
         web_port=settings.http_port,
-        web_application_options={"client_max_size": settings.max_body_bytes + 1},
+        web_application_options=web_application_options(settings.max_body_bytes),
+        # Faust's /router/ pages describe a consumer group's table assignment; the worker joins none
+        # (and the page answered 500 for an unknown table).
+        web_router_enabled=False,
         topic_partitions=settings.partitions,
         topic_replication_factor=settings.replication_factor,
         producer_partitioner=partitioner,
