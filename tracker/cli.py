@@ -140,12 +140,12 @@ def cmd_dashboards(settings: Settings, args: argparse.Namespace) -> int:
 
 def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
     """Start broker and worker, publish the seed events, print the signals."""
-    from tracker.demo import run_demo, stop_demo
+    from tracker.demo import DEMO_EVENTS, run_demo, stop_demo
 
     if args.stop:
         stop_demo(settings)
         return 0
-    return run_demo(settings, Path(args.events))
+    return run_demo(settings, [Path(path) for path in args.events or DEMO_EVENTS])
 
 
 def _api(settings: Settings, method: str, path: str, body: object | None = None) -> tuple[int, dict[str, Any]]:
@@ -274,7 +274,12 @@ def build_parser() -> argparse.ArgumentParser:
     publish.set_defaults(run=cmd_publish)
 
     demo = commands.add_parser("demo", help="broker + worker + seed events, then print the signals")
-    demo.add_argument("--events", default="events/samples/seed.jsonl", help="events to publish")
+    demo.add_argument(
+        "--events",
+        action="append",
+        help="events to publish (repeat for several files); default: the seed, the contract v2 samples and their "
+        "exchange rates in events/samples/",
+    )
     demo.add_argument("--stop", action="store_true", help="stop the demo worker and broker")
     demo.set_defaults(run=cmd_demo)
 

@@ -4,6 +4,7 @@
     ├── DomainError                  a fact or a request breaks the contract
     │   ├── EventValidationError     one record failed the event contract
     │   ├── InputFormatError         a body or file could not be parsed at all
+    │   │   └── TooManyRecords       a body holds more records than one request may carry
     │   ├── AuthenticationError      a request carries no bearer token (HTTP 401)
     │   ├── AuthorizationError       a request's bearer token is not accepted (HTTP 403)
     │   └── WebhookTargetRefused     a webhook URL's host or address is not allowed
@@ -32,6 +33,7 @@ __all__ = [
     "InfrastructureError",
     "InputFormatError",
     "PublishError",
+    "TooManyRecords",
     "TrackerError",
     "WebhookTargetRefused",
 ]
@@ -66,6 +68,14 @@ class EventValidationError(DomainError):
 
 class InputFormatError(DomainError):
     """A body or a file could not be parsed as JSON, JSON Lines or a JSON array."""
+
+
+class TooManyRecords(InputFormatError):
+    """A body holds more records than one request may carry; ``limit`` is how many it may."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        super().__init__(f"more than {limit} records")
 
 
 class AuthenticationError(DomainError):

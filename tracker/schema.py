@@ -16,7 +16,7 @@ def render_schemas() -> dict[str, str]:
     for kind, model in EVENT_MODELS.items():
         schema = model.model_json_schema(mode="validation")
         schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
-        schema["$id"] = f"https://ai-infra-tracker.invalid/schema/v1/{kind}.json"
+        schema["$id"] = f"https://ai-infra-tracker.invalid/schema/v2/{kind}.json"
         out[f"{kind}.json"] = json.dumps(schema, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
     return out
 

@@ -241,11 +241,18 @@ async def _getaddrinfo(host: str, port: int) -> list[str]:
 async def check_webhook_url(
     url: str, policy: AddressPolicy, resolve: Resolve = _getaddrinfo, timeout: float = 5.0
 ) -> None:
-    """Resolve a webhook URL's host; raise WebhookTargetRefused if it, its addresses or its userinfo are refused."""
+    """Resolve a webhook URL's host; raise WebhookTargetRefused if its port, host, addresses or userinfo are refused."""
     parts = urllib.parse.urlsplit(url)
     if parts.username is not None or parts.password is not None:
         # They would show in every listing and dead letter; the signature authenticates the sender.
         raise WebhookTargetRefused("the URL carries credentials (user:password@); receivers verify the signature")
+    try:
+        port = parts.port
+    except ValueError:  # urllib's own check: out of range, or not a number
+        port = 0
+    if port == 0:
+        raise WebhookTargetRefused("the port must be a number from 1 to 65535")
+    port = port or (443 if parts.scheme == "https" else 80)
     host = parts.hostname or ""
     refusal = policy.host_refusal(host)
     if refusal is not None:
@@ -254,7 +261,7 @@ async def check_webhook_url(
         return
     try:
         async with asyncio.timeout(timeout):
-            addresses = await resolve(host, parts.port or (443 if parts.scheme == "https" else 80))
+            addresses = await resolve(host, port)
     except (OSError, TimeoutError, UnicodeError):
         raise WebhookTargetRefused(f"cannot resolve host {host}") from None
     if not addresses:

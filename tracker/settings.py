@@ -39,6 +39,9 @@ class Settings(BaseSettings):
     replication_factor: Annotated[int, Field(ge=1, le=10)] = 1
     peers: str = DEFAULT_PEERS
     max_body_bytes: Annotated[int, Field(ge=1024)] = 16 * 1024 * 1024
+    # A request's records are validated, published and answered together: the cap bounds its work and its
+    # answer (about 150 bytes per accepted record). 10,000 is ten times the batches `tracker bench` posts.
+    max_records_per_request: Annotated[int, Field(ge=1, le=1_000_000)] = 10_000
     batch_size: Annotated[int, Field(ge=1, le=100_000)] = 20_000
     batch_within_seconds: Annotated[float, Field(gt=0, le=10)] = 0.05
     # Kafka's group protocol bounds it (group.min/max.session.timeout.ms: 6 s to 30 min by default).
@@ -62,6 +65,9 @@ class Settings(BaseSettings):
     stream_max_idle_seconds: Annotated[float, Field(gt=0, le=86400)] = 600.0
     stream_max_seconds: Annotated[float, Field(gt=0, le=7 * 86400)] = 3600.0
     webhook_allow: str = Field("", description="hosts, addresses and CIDRs webhooks may reach beyond public ones")
+    # Every transition is matched against every subscription: the caps bound that work.
+    max_subscriptions_per_owner: Annotated[int, Field(ge=1, le=100_000)] = 100
+    max_subscriptions: Annotated[int, Field(ge=1, le=100_000)] = 1000
     kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
     kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = "PLAIN"
     kafka_sasl_username: str | None = None

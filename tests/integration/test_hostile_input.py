@@ -118,7 +118,13 @@ def refusal_problems(case: Case, status: int | None, document: Any) -> list[str]
             problems.append(f"record {result.get('line')} is {result['status']} with no error")
         elif not all(isinstance(e.get("reason"), str) and e["reason"] for e in result["errors"]):
             problems.append(f"record {result['line']} has an error without a reason: {result['errors']}")
+    omitted = document.get("omitted", 0)
+    if document.get("rejected") != len(document["results"]) + omitted:
+        problems.append(f"rejected {document.get('rejected')}, listed {len(document['results'])}, omitted {omitted}")
+    listed = {result["line"] for result in document["results"]}
     for line, path in case.paths:
+        if line not in listed and omitted:
+            continue  # past the first 100 rejections an answer counts them without listing them
         if (line, path) not in named:
             problems.append(f"record {line} does not name {path!r}; named {sorted(named)[:6]}")
     return problems

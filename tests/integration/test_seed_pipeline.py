@@ -22,7 +22,14 @@ EXPECTED = {
     sample("market_usage_growth_monthly_ratio", entity="doubao", metric="mau"): (159 / 157) ** 0.5 - 1,
     sample("market_investment_usd", entity="bytedance", period="2026"): 2.3e10,
     sample("market_investment_usd", entity="us_hyperscalers", period="2025"): 3.75e11,
-    sample("market_peer_ratio", entity="bytedance", peer="us_hyperscalers", metric="investment_usd"): 23 / 375,
+    sample(
+        "market_peer_ratio",
+        entity="bytedance",
+        peer="us_hyperscalers",
+        metric="investment_usd",
+        period="2026",
+        peer_period="2025",
+    ): 23 / 375,
     sample("market_chip_units", buyer="bytedance", vendor="nvidia", product="nvidia_h200", stage="ordered"): 20000,
     sample("market_chip_order_value_usd", buyer="bytedance", vendor="nvidia", product="nvidia_h200"): 4.0e8,
     sample(

@@ -68,6 +68,11 @@ _DEFAULTS: dict[str, dict[str, Any]] = {
         "direction": "loosened",
         "occurred_on": "2025-12",
     },
+    "fx_rate.reported": {
+        "currency": "CNY",
+        "usd_per_unit": 0.1404,
+        "occurred_on": "2025-12",
+    },
     "event.retracted": {
         "target_id": "seed-09-bytedance-tokens-2025-12",
         "reason": "misreported",

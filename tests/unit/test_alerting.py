@@ -127,3 +127,38 @@ def test_the_bytes_written_per_transition_stay_bounded_however_many_facts_a_batc
         (own,) = document["provenance"]["events"]
         assert own["id"] == document["alert"]["labels"]["event_id"]
         assert document["provenance"]["events_omitted"] == 0
+
+
+def test_a_unit_with_many_alerts_keeps_them_in_small_entries_split_by_fingerprint() -> None:
+    # An event rule fires once per live fact: 16,000 facts of one series made one entry of 17 MB.
+    groups = RecordingTable()
+    pipeline = Pipeline(load_rules(None), {}, groups)
+
+    pipeline.fold(*(export_change(f"h200-{n:04d}", "nvidia_h200", "2025-01") for n in range(1000)))
+
+    assert sum(len(entry["alerts"]) for entry in groups.values()) == 1000
+    assert len(groups) <= 256
+    assert max(len(json.dumps(entry)) for entry in groups.values()) < 64 * 1024
+    for key, entry in groups.items():
+        assert {fingerprint[:2] for fingerprint in entry["alerts"]} == {key.rpartition("#")[2]}
+
+
+def test_an_entry_written_before_units_were_split_is_moved_without_a_transition() -> None:
+    # Arrange: the alert entry of the h200 unit as it was stored before units were split.
+    series: dict[str, Any] = {}
+    groups = RecordingTable()
+    pipeline = Pipeline(load_rules(None), series, groups)
+    pipeline.fold(export_change("h200", "nvidia_h200", "2025-01"))
+    ((key, entry),) = groups.items()
+    legacy = key.rpartition("#")[0]
+    groups.clear()
+    groups[legacy] = entry
+    restarted = Pipeline(load_rules(None), series, groups)  # evaluates the group whole on first touch
+
+    # Act: another fact of the group, on another product.
+    restarted.fold(export_change("b200", "nvidia_b200", "2025-02"))
+
+    # Assert: only the new fact fires; the old entry now lives under its bucket.
+    assert [d["alert"]["labels"]["event_id"] for d in restarted.sent] == ["b200"]
+    assert legacy not in groups and key in groups
+    assert groups[key] == entry

@@ -18,6 +18,7 @@ from tracker.core.events import (
     Event,
     EventRetracted,
     ExportRuleChanged,
+    FxRateReported,
     InvestmentAnnounced,
     Quantity,
     UsageReported,
@@ -31,7 +32,7 @@ RawFactory = Callable[..., dict[str, Any]]
 EventFactory = Callable[..., Event]
 
 FACT_TYPES = ["usage.reported", "investment.announced", "chip_delivery.reported", "export_rule.changed"]
-ALL_TYPES = [*FACT_TYPES, "event.retracted"]
+ALL_TYPES = [*FACT_TYPES, "fx_rate.reported", "event.retracted"]
 
 
 def refusal(data: Any) -> list[str]:
@@ -51,6 +52,7 @@ def refusal(data: Any) -> list[str]:
         ("investment.announced", InvestmentAnnounced),
         ("chip_delivery.reported", ChipDeliveryReported),
         ("export_rule.changed", ExportRuleChanged),
+        ("fx_rate.reported", FxRateReported),
         ("event.retracted", EventRetracted),
     ],
 )
@@ -402,15 +404,27 @@ def test_an_investment_needs_an_amount_and_a_period(raw_event_factory: RawFactor
     assert refusal(data) == [f"{field}: Field required"]
 
 
-def test_an_investment_amount_in_another_currency_is_refused(raw_event_factory: RawFactory) -> None:
-    data = raw_event_factory("investment.announced", amount={"value": 21e9, "unit": "EUR"})
+def test_an_investment_amount_is_kept_in_the_currency_reported(event_factory: EventFactory) -> None:
+    event = event_factory("investment.announced", amount={"value": 1e12, "unit": "JPY"})
 
-    with pytest.raises(EventValidationError) as refused:
-        validate_event(data)
+    assert isinstance(event, InvestmentAnnounced)
+    assert (event.amount.point, event.amount.unit) == (1e12, "JPY")
 
-    assert "unit: Input should be 'USD'" in str(refused.value)
-    # The refusal should be located at the field, like every other one (e.g. "value.low").
-    assert [error.path for error in refused.value.errors] == ["amount.unit"]
+
+@pytest.mark.parametrize(
+    ("unit", "reason"),
+    [
+        ("XYZ", "unknown currency code 'XYZ': expected an ISO 4217 code such as USD, EUR, CNY"),
+        ("eur", "unknown currency code 'eur': expected an ISO 4217 code such as USD, EUR, CNY; did you mean EUR?"),
+        ("dollars", "unknown currency code 'dollars': expected an ISO 4217 code such as USD, EUR, CNY"),
+    ],
+)
+def test_an_amount_in_an_unknown_currency_is_refused_at_its_unit(
+    raw_event_factory: RawFactory, unit: str, reason: str
+) -> None:
+    data = raw_event_factory("investment.announced", amount={"value": 21e9, "unit": unit})
+
+    assert refusal(data) == [f"amount.unit: {reason}"]
 
 
 def test_a_chip_order_without_a_named_buyer_is_the_reporting_entity(event_factory: EventFactory) -> None:
@@ -455,14 +469,12 @@ def test_a_chip_field_that_breaks_the_contract_is_named(
     assert refusal(raw_event_factory("chip_delivery.reported", **overrides)) == [expected]
 
 
-def test_a_chip_price_in_another_currency_is_refused(raw_event_factory: RawFactory) -> None:
-    data = raw_event_factory("chip_delivery.reported", unit_price={"value": 150000, "unit": "CNY"})
+def test_a_chip_price_in_an_unknown_currency_is_refused_at_its_unit(raw_event_factory: RawFactory) -> None:
+    data = raw_event_factory("chip_delivery.reported", unit_price={"value": 150000, "unit": "RMB"})
 
-    with pytest.raises(EventValidationError) as refused:
-        validate_event(data)
-
-    assert "unit: Input should be 'USD'" in str(refused.value)
-    assert [error.path for error in refused.value.errors] == ["unit_price.unit"]
+    assert refusal(data) == [
+        "unit_price.unit: unknown currency code 'RMB': expected an ISO 4217 code such as USD, EUR, CNY"
+    ]
 
 
 def test_an_export_rule_applies_from_effective_on_else_occurred_on(event_factory: EventFactory) -> None:
@@ -614,6 +626,7 @@ def test_the_derived_id_ignores_the_order_of_fields(rng: random.Random, kind: st
             "stage": "ordered",
         },
         "export_rule.changed": {"authority": "us", "product": "h200", "destination": "CN", "direction": "loosened"},
+        "fx_rate.reported": {"currency": "JPY", "usd_per_unit": 0.0064},
         "event.retracted": {"target_id": "seed-09", "reason": "wrong"},
     }[kind]
     data = {"type": kind, "occurred_on": "2025-10", "source": {"name": "QuestMobile", "quote": "q"}, **base}

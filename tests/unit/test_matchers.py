@@ -22,6 +22,12 @@ def matches(text: str, labels: dict[str, str] = LABELS) -> bool:
     return match_all(parse_matchers(text), labels)
 
 
+def regex_selector(name: str, pattern: str) -> str:
+    """Return the selector ``{name=~"pattern"}`` with the pattern quoted."""
+    quoted = pattern.replace("\\", "\\\\").replace('"', '\\"')
+    return f'{{{name}=~"{quoted}"}}'
+
+
 # --- parsing ---------------------------------------------------------------------------------------------
 
 
@@ -144,6 +150,7 @@ def test_a_missing_label_is_the_empty_string(text: str, expected: bool) -> None:
         ('{1entity="bytedance"}', "cannot parse matcher"),
         ('{entity="unterminated}', "cannot parse matcher"),
         ('{entity~"x"}', "cannot parse matcher"),
+        ('{entity=~"\udc80"}', "entity: bad regular expression: not valid Unicode text"),
     ],
 )
 def test_a_bad_selector_is_refused_with_the_problem(text: str, reason: str) -> None:
@@ -155,6 +162,127 @@ def test_a_bad_selector_is_refused_with_the_problem(text: str, reason: str) -> N
 
     # Assert
     assert reason in str(refused.value)
+
+
+# --- hostile patterns (issue 14: a backtracking engine froze the worker; some patterns crashed the parser) ---
+
+#: Nested stars: a backtracking engine tries every way to split the value between them,
+#: about 3.5 times more work per character; "export-rule-change-china" alone took 7.4 s.
+CATASTROPHIC = '{alertname=~"export-ru(.*.*)*x"}'
+
+
+@pytest.mark.timeout(10)
+def test_a_catastrophic_pattern_against_a_long_label_value_returns() -> None:
+    # Arrange: a value 40 times longer than the one that took 7.4 s.
+    (matcher,) = parse_matchers(CATASTROPHIC)
+    labels = {"alertname": "export-rule-change-china" * 40}
+
+    # Act
+    outcome = matcher.matches(labels)
+
+    # Assert
+    assert outcome is False
+    assert matcher.matches({"alertname": "export-rule-change-china" * 40 + "x"}) is True
+
+
+@pytest.mark.parametrize(
+    ("pattern", "reason"),
+    [
+        (r"(a)\1", "backreferences are not supported"),
+        ("(?=a)a", "lookaround is not supported"),
+        ("(?!b)a", "lookaround is not supported"),
+        ("(?<=a)b", "lookaround is not supported"),
+        ("(?<!a)b", "lookaround is not supported"),
+    ],
+)
+def test_regexes_are_re2_so_backreferences_and_lookaround_are_refused(pattern: str, reason: str) -> None:
+    # Arrange: features a backtracking engine needs and RE2 (like Alertmanager's Go engine) lacks.
+    text = regex_selector("entity", pattern)
+
+    # Act
+    with pytest.raises(ValueError) as refused:
+        parse_matchers(text)
+
+    # Assert
+    assert str(refused.value).startswith("entity: bad regular expression")
+    assert reason in str(refused.value)
+
+
+@pytest.mark.parametrize(
+    ("pattern", "reason"),
+    [
+        ("a{4294967296}", "repetition count {4294967296} is over 1000"),
+        ("a{2,99999999999}", "repetition count {2,99999999999} is over 1000"),
+        ("a{1001}", "repetition count {1001} is over 1000"),
+        ("a{1000}{1000}", "bad repetition operator"),
+        ("(" * 1000, "missing )"),
+        (r"\pL{1000}", "too large"),
+        (".{1000}" * 20, "too large"),
+        ("a" * 1001, "longer than 1000 characters"),
+        ("(" * 1000 + ")" * 1000, "longer than 1000 characters"),
+    ],
+)
+def test_a_pattern_too_large_or_too_deep_is_refused_naming_the_problem(pattern: str, reason: str) -> None:
+    # Arrange: patterns that overflowed, recursed or would compile to a huge program.
+    text = regex_selector("alertname", pattern)
+
+    # Act
+    with pytest.raises(ValueError) as refused:
+        parse_matchers(text)
+
+    # Assert
+    assert str(refused.value).startswith("alertname: ")
+    assert reason in str(refused.value)
+    assert len(str(refused.value)) < 300
+
+
+@pytest.mark.parametrize(
+    "pattern",
+    ["a" * 1000, "(" * 500 + ")" * 500, "a{1000}", r"[{]{2}\{99999999999}", r"\Q{4294967296}\E", "x{01}"],
+)
+def test_a_pattern_at_the_bounds_is_accepted(pattern: str) -> None:
+    # Arrange: 1,000 characters, 500 nested groups, the largest count, braces that are not counts.
+    text = regex_selector("alertname", pattern)
+
+    # Act
+    (matcher,) = parse_matchers(text)
+
+    # Assert
+    assert matcher.value == pattern
+    assert matcher.matches({"alertname": ""}) is (pattern == "(" * 500 + ")" * 500)
+
+
+def test_a_regex_matcher_is_compiled_when_made_so_a_bad_one_cannot_be_made() -> None:
+    # Arrange: a matcher built directly, without parse_matchers.
+
+    # Act
+    with pytest.raises(ValueError) as refused:
+        Matcher("entity", "=~", "(unclosed")
+
+    # Assert
+    assert "entity: bad regular expression" in str(refused.value)
+
+
+def test_dot_does_not_match_a_newline_as_in_alertmanager() -> None:
+    # Arrange
+    labels = {"summary": "first line\nsecond line"}
+
+    # Act
+    outcomes = [matches('{summary=~".*"}', labels), matches('{summary=~"(?s).*"}', labels)]
+
+    # Assert
+    assert outcomes == [False, True]
+
+
+def test_a_label_value_that_is_not_valid_unicode_is_matched_without_error() -> None:
+    # Arrange: a lone surrogate, which JSON can carry and UTF-8 cannot encode.
+    labels = {"entity": "byte\udc80dance"}
+
+    # Act
+    outcomes = [matches('{entity=~"byte.*"}', labels), matches('{entity!~"byte.*"}', labels)]
+
+    # Assert
+    assert outcomes == [True, False]
 
 
 # --- laws ------------------------------------------------------------------------------------------------

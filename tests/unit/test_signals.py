@@ -112,7 +112,14 @@ def test_the_seed_article_yields_the_briefs_exact_figures(
         (key("market_usage_growth_monthly_ratio", entity="doubao", metric="mau"), (159 / 157) ** 0.5 - 1, "0.0063"),
         (key("market_peer_ratio", entity="bytedance", peer="google", metric="tokens_per_day"), 50 / 43, "1.163"),
         (
-            key("market_peer_ratio", entity="bytedance", peer="us_hyperscalers", metric="investment_usd"),
+            key(
+                "market_peer_ratio",
+                entity="bytedance",
+                peer="us_hyperscalers",
+                metric="investment_usd",
+                period="2026",
+                peer_period="2025",
+            ),
             23 / 375,
             "0.0613",
         ),
@@ -352,7 +359,16 @@ def test_the_investment_peer_ratio_compares_the_latest_announcements(event_facto
 
     ratios = family(signals_of(events, router), "market_peer_ratio")
 
-    assert ratios == {(("entity", "bytedance"), ("peer", "us_hyperscalers"), ("metric", "investment_usd")): 23 / 375}
+    # The labels say what is compared: bytedance's 2026 plan with us_hyperscalers' 2025 one.
+    assert ratios == {
+        (
+            ("entity", "bytedance"),
+            ("peer", "us_hyperscalers"),
+            ("metric", "investment_usd"),
+            ("period", "2026"),
+            ("peer_period", "2025"),
+        ): 23 / 375
+    }
 
 
 # --- chips -----------------------------------------------------------------------------------------------

@@ -17,6 +17,7 @@ from typing import Any, Literal, NamedTuple
 
 from tracker.core.dates import PartialDate, months_between
 from tracker.core.fold import SeriesValue, live_facts
+from tracker.core.fx import Rates, is_rates_key
 from tracker.core.routing import INVESTMENT_METRIC, Router, SeriesId, split_table_key
 from tracker.core.rules import (
     EVENT_FIELDS,
@@ -176,7 +177,7 @@ Labels = tuple[tuple[str, str], ...]
 
 
 def _group_history(
-    router: Router, state: Mapping[str, SeriesValue], name: str
+    router: Router, state: Mapping[str, SeriesValue], name: str, rates: Rates
 ) -> Iterator[tuple[PartialDate, list[Signal]]]:
     """Yield a group-wide family's signals at each distinct date of the unit's facts, newest first."""
     trailing, peers = name == "market_events_trailing", name == "market_peer_ratio"
@@ -188,10 +189,12 @@ def _group_history(
         prefix: dict[str, SeriesValue] = {key: {"facts": {}, "retracted": {}} for key in state}
         for _, event_id, key, payload in facts[: index + 1]:
             prefix[key]["facts"][event_id] = payload
-        yield date, derive_signals(router, prefix, trailing=trailing, peers=peers)
+        yield date, derive_signals(router, prefix, trailing=trailing, peers=peers, rates=rates)
 
 
-def _evaluate_unit(rule: Rule, router: Router, state: Mapping[str, SeriesValue], unit: str) -> list[Alert]:
+def _evaluate_unit(
+    rule: Rule, router: Router, state: Mapping[str, SeriesValue], unit: str, rates: Rates
+) -> list[Alert]:
     """Evaluate a signal rule on one unit by walking its history back from the newest date.
 
     The walk stops at the first point that resolves (or has no value): the state
@@ -204,10 +207,10 @@ def _evaluate_unit(rule: Rule, router: Router, state: Mapping[str, SeriesValue],
     assert not isinstance(bounds, EventCondition)
     name, match = rule.selector
     if name in _GROUP_WIDE:
-        history = _group_history(router, state, name)
+        history = _group_history(router, state, name, rates)
     else:
         ((key, series),) = state.items()  # a signal rule on one series family reads one series
-        history = series_history(key, series)
+        history = series_history(key, series, rates)
     points: list[tuple[PartialDate, dict[Labels, float]]] = []
 
     def at(index: int) -> tuple[PartialDate, dict[Labels, float]] | None:
@@ -307,7 +310,8 @@ def evaluate_units(
 
     Returns the pending and firing alerts of each part evaluated, by unit (an empty
     list for a part with none). Values are read only for the parts evaluated, so
-    ``group`` may decode them on demand.
+    ``group`` may decode them on demand. ``group`` may hold its partition's rates
+    keys: money is converted to USD with them.
     """
     keys: dict[str, list[str]] = {}
     for key in group if changed is None else changed:
@@ -316,6 +320,9 @@ def evaluate_units(
     if not keys:
         return {}
     fold_key = next(iter(keys.values()))[0].partition("/")[0]
+    # Only money needs the rates: read them (decoded on demand) for investments and chips alone.
+    money = "investment" in keys or "chip" in keys
+    rates = Rates.from_state({key: group[key] for key in group if is_rates_key(key)}) if money else Rates()
     evaluated: dict[str, list[Alert]] = {}
     for rule in rules.rules:
         for part, unit_keys in _units(rule, router, group, fold_key, keys).items():
@@ -324,7 +331,7 @@ def evaluate_units(
             if isinstance(rule.condition, EventCondition):
                 evaluated[unit] = _event_alerts(rule, rule.condition, state, unit)
             else:
-                evaluated[unit] = _evaluate_unit(rule, router, state, unit)
+                evaluated[unit] = _evaluate_unit(rule, router, state, unit, rates)
     return evaluated
 
 

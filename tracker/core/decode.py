@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Annotated, Any
@@ -10,11 +11,18 @@ from typing import Annotated, Any
 from pydantic import Field, TypeAdapter, ValidationError
 
 from tracker.core.events import EVENT_MODELS, Event
-from tracker.errors import EventValidationError, FieldError, InputFormatError
+from tracker.errors import EventValidationError, FieldError, InputFormatError, TooManyRecords
 
 __all__ = ["Record", "decode_event", "field_errors", "parse_json", "split_records", "validate_event"]
 
 MAX_DEPTH = 32
+#: Most errors listed for one record; past it the record gets one error saying how many (a record with a
+#: million unknown keys had a million errors). 100 covers a members list of 100 wrong items.
+MAX_RECORD_ERRORS = 100
+#: JSON's whitespace (json.loads skips these between tokens, no other).
+_JSON_SPACE = re.compile(r"[ \t\n\r]*")
+#: What makes a line of JSON Lines worth a record (str.strip()'s whitespace is re's \s).
+_CONTENT = re.compile(r"\S")
 
 
 def _refuse_constant(name: str) -> Any:
@@ -98,6 +106,10 @@ def validate_event(data: Any) -> Event:
     try:
         return model.model_validate(data)
     except ValidationError as exc:
+        count = exc.error_count()  # cheap; listing them is not (half a second for 300,000)
+        if count > MAX_RECORD_ERRORS:
+            reason = f"{count} errors, too many to list (at most {MAX_RECORD_ERRORS}): not an event"
+            raise EventValidationError([FieldError("", reason)]) from None
         raise EventValidationError(field_errors(exc)) from None
 
 
@@ -134,8 +146,13 @@ class Record:
     errors: tuple[FieldError, ...] = ()
 
 
-def split_records(text: str | bytes) -> Iterator[Record]:
-    """Split a body into records: a JSON object, a JSON array, or JSON Lines (NDJSON)."""
+def split_records(text: str | bytes, max_records: int | None = None) -> Iterator[Record]:
+    """Split a body into records: a JSON object, a JSON array, or JSON Lines (NDJSON).
+
+    Records are decoded one at a time as they are taken; past ``max_records`` of
+    them TooManyRecords is raised before the next one is decoded. An error of the
+    body as a whole (InputFormatError) may come after some records were yielded.
+    """
     if isinstance(text, bytes):
         try:
             text = text.decode("utf-8")
@@ -145,10 +162,9 @@ def split_records(text: str | bytes) -> Iterator[Record]:
     if not stripped:
         raise InputFormatError("empty input: expected a JSON object, a JSON array or JSON Lines")
     if stripped.startswith("["):
-        data = parse_json(text)
-        if not isinstance(data, list):
-            raise InputFormatError("expected a JSON array")
-        for index, item in enumerate(data, start=1):
+        for index, item in enumerate(_array_items(text), start=1):
+            if max_records is not None and index > max_records:
+                raise TooManyRecords(max_records)
             yield _record(index, item)
         return
     if stripped.startswith("{"):
@@ -161,9 +177,78 @@ def split_records(text: str | bytes) -> Iterator[Record]:
             yield _record(1, data)
             return
     # JSON Lines: split on "\n" only; U+2028 and friends are legal inside JSON strings.
-    for number, line in enumerate(text.split("\n"), start=1):
-        if line.strip():
-            yield _record_from_text(number, line.rstrip("\r"))
+    for count, (number, line) in enumerate(_content_lines(text), start=1):
+        if max_records is not None and count > max_records:
+            raise TooManyRecords(max_records)
+        yield _record_from_text(number, line.rstrip("\r"))
+
+
+def _array_items(text: str) -> Iterator[Any]:
+    """Yield the items of the JSON array ``text`` one at a time; refuse it as parse_json would.
+
+    Items are decoded as they are taken, so a caller that stops early never
+    builds the rest (16 MiB of ``[{},{},...]`` are five million dicts).
+    """
+    position = _space_after(text, 0)
+    if not text.startswith("[", position):
+        raise _broken(text)
+    position = _space_after(text, position + 1)
+    if text.startswith("]", position):
+        if _space_after(text, position + 1) != len(text):
+            raise _broken(text)
+        return
+    while True:
+        start = position
+        try:
+            item, position = _DECODER.raw_decode(text, position)
+        except (ValueError, RecursionError):
+            raise _broken(text) from None
+        # The array is one level: an item may nest one level less. Counting brackets first spares most walks.
+        brackets = text.count("{", start, position) + text.count("[", start, position)
+        if brackets >= MAX_DEPTH and _depth(item) >= MAX_DEPTH:
+            raise InputFormatError(f"JSON nested deeper than {MAX_DEPTH} levels")
+        yield item
+        position = _space_after(text, position)
+        if text.startswith(",", position):
+            position = _space_after(text, position + 1)
+        elif text.startswith("]", position) and _space_after(text, position + 1) == len(text):
+            return
+        else:
+            raise _broken(text)
+
+
+def _space_after(text: str, position: int) -> int:
+    """Return the position of the first character at or after ``position`` that is not JSON whitespace."""
+    found = _JSON_SPACE.match(text, position)
+    assert found is not None  # the pattern matches the empty string
+    return found.end()
+
+
+def _broken(text: str) -> InputFormatError:
+    """Return the error parse_json gives for a text found broken (it stops where the scan did)."""
+    try:
+        parse_json(text)
+    except InputFormatError as exc:
+        return exc
+    raise AssertionError("the array scan refused what parse_json accepts")  # pragma: no cover
+
+
+def _content_lines(text: str) -> Iterator[tuple[int, str]]:
+    """Yield (line number, line) for each line of ``text`` holding more than whitespace, lines split on "\n".
+
+    Blank stretches are skipped by one regex search, not line by line (16 MiB of newlines are 16 million lines).
+    """
+    start, number = 0, 1  # start: the beginning of line ``number``
+    while (found := _CONTENT.search(text, start)) is not None:
+        newline = text.rfind("\n", start, found.start())
+        begin = start if newline < 0 else newline + 1
+        number += text.count("\n", start, begin)
+        end = text.find("\n", found.start())
+        if end < 0:
+            yield number, text[begin:]
+            return
+        yield number, text[begin:end]
+        start, number = end + 1, number + 1
 
 
 def _record_from_text(line: int, text: str) -> Record:

@@ -1,9 +1,14 @@
-"""The event contract (v1): frozen pydantic models, one per fact type.
+"""The event contract (v2): frozen pydantic models, one per fact type.
 
 Every event shares one envelope (``type``, ``id``, ``occurred_on``, ``source``,
 ``status``, ``entity``); each type adds its own fields. Unknown fields are
 refused. ``id`` may be omitted: it is then derived from the canonical content,
 so the same fact published twice carries the same id.
+
+Contract v2 adds money in any ISO 4217 currency, exchange rates as facts
+(``fx_rate.reported``), multi-year periods and chip orders known only by their
+value. Every v1 record is a valid v2 record with the same id: a field v2 added
+is left out of the content while it is unset.
 """
 
 from __future__ import annotations
@@ -15,9 +20,21 @@ import math
 import urllib.parse
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainValidator,
+    ValidationInfo,
+    WithJsonSchema,
+    field_validator,
+    model_validator,
+)
 
+from tracker.core.currencies import CURRENCY_CODES, check_currency
 from tracker.core.dates import PartialDate
+from tracker.core.periods import FIRST_YEAR, LAST_YEAR, Period, check_period
 
 __all__ = [
     "EVENT_MODELS",
@@ -25,7 +42,9 @@ __all__ = [
     "Event",
     "EventRetracted",
     "ExportRuleChanged",
+    "FxRateReported",
     "InvestmentAnnounced",
+    "Money",
     "Quantity",
     "Source",
     "UsageReported",
@@ -112,13 +131,39 @@ class Quantity(_Frozen):
         return bound
 
 
-class Money(Quantity):
-    """A quantity of money; v1 signals are in US dollars, so only USD is accepted."""
+Currency = Annotated[
+    str,
+    Field(description="ISO 4217 alphabetic code", json_schema_extra={"enum": sorted(CURRENCY_CODES)}),
+    AfterValidator(check_currency),
+]
 
-    unit: Literal["USD"]
+
+class Money(Quantity):
+    """A quantity of money in the currency it was reported in (an ISO 4217 code)."""
+
+    unit: Currency
 
 
 Status = Literal["planned", "reported", "confirmed", "rumored"]
+
+PeriodField = Annotated[
+    int | str,
+    PlainValidator(check_period),
+    WithJsonSchema(
+        {
+            "description": "A year (integer), or an inclusive span of years as text 'YYYY-YYYY'.",
+            "anyOf": [
+                {"type": "integer", "minimum": FIRST_YEAR, "maximum": LAST_YEAR},
+                {"type": "string", "pattern": r"^[0-9]{4}-[0-9]{4}$"},
+            ],
+            "examples": [2025, "2025-2029"],
+        }
+    ),
+]
+
+
+def _unset(value: object) -> bool:
+    return value is None
 
 
 class _Envelope(_Frozen):
@@ -146,9 +191,14 @@ class InvestmentAnnounced(_Envelope):
     type: Literal["investment.announced"]
     entity: Slug
     amount: Money
-    period: Annotated[int, Field(ge=1990, le=2200)]
+    period: PeriodField
     category: Slug = "ai_infrastructure"
     members: Annotated[list[Slug], Field(max_length=100)] | None = None
+
+    @property
+    def span(self) -> Period:
+        """Return the period as an inclusive span of years (one year for ``2025``)."""
+        return Period.of(self.period)
 
 
 class ExportRuleChanged(_Envelope):
@@ -170,17 +220,28 @@ class ExportRuleChanged(_Envelope):
 
 
 class ChipDeliveryReported(_Envelope):
-    """Chips were ordered, scheduled or delivered."""
+    """Chips were ordered, scheduled or delivered: a unit count, an order value, or both."""
 
     type: Literal["chip_delivery.reported"]
     entity: Slug
     buyer: Slug | None = None
     vendor: Slug
     product: Slug
-    units: Quantity
+    # Declared before ``units`` so that the check on ``units`` sees it (pydantic validates in
+    # declaration order); left out of the content while unset, so v1 ids stay as they were.
+    order_value: Annotated[Money | None, Field(exclude_if=_unset)] = None
+    units: Annotated[Quantity | None, Field(validate_default=True)] = None
     unit_price: Money | None = None
     stage: Literal["ordered", "scheduled", "delivered"]
     expected_on: DateText | None = None
+
+    @field_validator("units")
+    @classmethod
+    def _units_or_value(cls, units: Quantity | None, info: ValidationInfo) -> Quantity | None:
+        # An invalid order_value is missing from info.data: its own error is enough.
+        if units is None and "order_value" in info.data and info.data["order_value"] is None:
+            raise ValueError("give units, order_value, or both")
+        return units
 
     @property
     def buyer_slug(self) -> str:
@@ -200,6 +261,21 @@ class UsageReported(_Envelope):
     value: Quantity
 
 
+class FxRateReported(_Envelope):
+    """An exchange rate: what one unit of a currency was worth in US dollars at ``occurred_on``."""
+
+    type: Literal["fx_rate.reported"]
+    currency: Currency
+    usd_per_unit: Annotated[float, Field(gt=0, le=1e6, allow_inf_nan=False)]
+
+    @field_validator("currency")
+    @classmethod
+    def _not_usd(cls, currency: str) -> str:
+        if currency == "USD":
+            raise ValueError("USD needs no rate: a dollar is a dollar")
+        return currency
+
+
 class EventRetracted(_Envelope):
     """A fact published earlier was wrong; its contribution is removed everywhere."""
 
@@ -209,13 +285,14 @@ class EventRetracted(_Envelope):
     reason: Annotated[str, Field(min_length=1, max_length=1000)]
 
 
-Event = InvestmentAnnounced | ExportRuleChanged | ChipDeliveryReported | UsageReported | EventRetracted
+Event = InvestmentAnnounced | ExportRuleChanged | ChipDeliveryReported | UsageReported | FxRateReported | EventRetracted
 
 EVENT_MODELS: dict[str, type[Event]] = {
     "investment.announced": InvestmentAnnounced,
     "export_rule.changed": ExportRuleChanged,
     "chip_delivery.reported": ChipDeliveryReported,
     "usage.reported": UsageReported,
+    "fx_rate.reported": FxRateReported,
     "event.retracted": EventRetracted,
 }
 

@@ -10,11 +10,22 @@ content keeps the content with the smaller digest, so the outcome never
 depends on arrival order. (An id reused for facts of two different series is
 not detected: ids are derived from content, so this takes a publisher that
 sets ids by hand and reuses one.) Retractions are kept as tombstones (per partition) and as marks on the
-series holding their target, whichever arrives first.
+series holding their target, whichever arrives first. Exchange rates are
+folded on every partition into its rates keys (``tracker.core.fx``), with
+the same rules.
+
+A tombstone is kept for good, even for an id never seen: the fact may still
+arrive, and must arrive dead. Dropping old ones would make the outcome depend
+on arrival order. Their number is exported instead (``count_tombstones``).
+
+A payload keeps the v1 shape for a v1 fact and appends what v2 added only
+when it is there (a currency other than USD, an order value), so state
+written before v2 reads the same.
 """
 
 from __future__ import annotations
 
+import functools
 import zlib
 from collections.abc import Callable, Iterable, Iterator
 from enum import Enum
@@ -25,15 +36,31 @@ from tracker.core.events import (
     Event,
     EventRetracted,
     ExportRuleChanged,
+    FxRateReported,
     InvestmentAnnounced,
     UsageReported,
     content_digest,
 )
+from tracker.core.fx import rates_key
 from tracker.core.routing import Router, SeriesId, series_of
 
-__all__ = ["FoldBatch", "Outcome", "Projection", "fact_payload", "live_facts", "tombstones_key"]
+__all__ = [
+    "TOMBSTONE_BUCKETS",
+    "FoldBatch",
+    "Outcome",
+    "Projection",
+    "count_tombstones",
+    "fact_payload",
+    "live_facts",
+    "tombstone_keys",
+    "tombstones_key",
+]
 
 SeriesValue = dict[str, Any]
+
+#: Tombstone records per partition. Each is rewritten whole whenever it changes: more buckets,
+#: smaller rewrites (20,000 retractions of 27-character ids make buckets of about 19 KB).
+TOMBSTONE_BUCKETS = 64
 
 
 class Outcome(Enum):
@@ -52,14 +79,28 @@ def fact_payload(event: Event) -> list[Any]:
         case UsageReported():
             return [*head, event.value.point]
         case InvestmentAnnounced():
-            return [*head, event.period, event.amount.point]
+            currency = [] if event.amount.unit == "USD" else [event.amount.unit]
+            return [*head, event.period, event.amount.point, *currency]
         case ChipDeliveryReported():
-            price = event.unit_price.point if event.unit_price is not None else None
-            return [*head, event.stage, event.units.point, price]
+            return [*head, event.stage, *_chip_figures(event)]
         case ExportRuleChanged():
             return [*head, str(event.effective), 1 if event.direction == "loosened" else -1]
+        case FxRateReported():
+            return [*head, event.currency, event.usd_per_unit]
         case EventRetracted():
             raise ValueError("a retraction is not a fact")
+
+
+def _chip_figures(event: ChipDeliveryReported) -> list[Any]:
+    """Return units, unit price, then (v2) the price's currency, the order value and its currency."""
+    units = event.units.point if event.units is not None else None
+    price = event.unit_price.point if event.unit_price is not None else None
+    figures: list[Any] = [units, price]
+    price_currency = event.unit_price.unit if event.unit_price is not None else "USD"
+    if event.order_value is not None or price_currency != "USD":
+        value = event.order_value
+        figures += [price_currency, value.point if value else None, value.unit if value else None]
+    return figures
 
 
 def live_facts(value: SeriesValue) -> Iterator[tuple[str, list[Any]]]:
@@ -80,8 +121,9 @@ class FoldBatch:
 
     ``read`` returns the stored value of a key (or None); ``locate`` returns
     the stored series keys that may hold a fact id (a retraction's target);
-    ``tombstones`` names the key that records retractions of an id. The
-    caller writes ``changed`` back, one write per key per batch.
+    ``tombstones`` names the key that records retractions of an id, and
+    ``rates`` the key that holds an exchange rate (both on the partition being
+    folded). The caller writes ``changed`` back, one write per key per batch.
     """
 
     def __init__(
@@ -90,11 +132,13 @@ class FoldBatch:
         read: Callable[[str], SeriesValue | None],
         locate: Callable[[str], Iterable[str]],
         tombstones: Callable[[str], str],
+        rates: Callable[[str], str] | None = None,
     ) -> None:
         self.router = router
         self._read = read
         self._locate = locate
         self._tombstones = tombstones
+        self._rates = rates or functools.partial(rates_key, 0)
         self.changed: dict[str, SeriesValue] = {}
         self._reads: dict[str, SeriesValue | None] = {}
         self.touched: list[str] = []
@@ -137,9 +181,12 @@ class FoldBatch:
         self.touched = []
         if isinstance(event, EventRetracted):
             return self._retract(event.target_id, event_id)
-        series = series or series_of(event)
-        assert series is not None
-        key = self.router.table_key(series)
+        if isinstance(event, FxRateReported):
+            key = self._rates(event_id)
+        else:
+            series = series or series_of(event)
+            assert series is not None
+            key = self.router.table_key(series)
         payload = fact_payload(event)
         stored = self._peek(key)
         known = stored["facts"].get(event_id) if stored is not None else None
@@ -155,7 +202,8 @@ class FoldBatch:
             value["retracted"][event_id] = tombstones["retracted"][event_id]
         if known is None:
             value["facts"][event_id] = payload
-            self.applied.setdefault(event_id, set()).add(key)
+            if not key.startswith("#"):  # a retraction finds a rate by its rates key, not an index
+                self.applied.setdefault(event_id, set()).add(key)
             return Outcome.APPLIED
         if payload[0] < known[0]:
             value["facts"][event_id] = payload
@@ -167,6 +215,7 @@ class FoldBatch:
         if known is None or target_id not in known["retracted"]:
             self._get(tombstones_key)["retracted"][target_id] = retraction_id
         candidates = set(self._locate(target_id)) | self.applied.get(target_id, set())
+        candidates.add(self._rates(target_id))  # the target may be an exchange rate
         for key in sorted(candidates):
             stored = self._peek(key)
             if stored is not None and target_id in stored["facts"] and target_id not in stored["retracted"]:
@@ -175,9 +224,18 @@ class FoldBatch:
 
 
 def tombstones_key(partition: int, event_id: str) -> str:
-    """Return the key recording retractions of ``event_id`` on ``partition`` (64 buckets)."""
-    # Buckets keep each tombstone record small: it is rewritten whenever it changes.
-    return f"#{partition}/retractions/{zlib.crc32(event_id.encode()) % 64}"
+    """Return the key recording retractions of ``event_id`` on ``partition`` (one of TOMBSTONE_BUCKETS)."""
+    return f"#{partition}/retractions/{zlib.crc32(event_id.encode()) % TOMBSTONE_BUCKETS}"
+
+
+def tombstone_keys(partition: int) -> list[str]:
+    """Return every key that may record retractions on ``partition``."""
+    return [f"#{partition}/retractions/{bucket}" for bucket in range(TOMBSTONE_BUCKETS)]
+
+
+def count_tombstones(read: Callable[[str], SeriesValue | None], partition: int) -> int:
+    """Return how many retracted ids ``partition`` keeps tombstones for, whether their facts arrived or not."""
+    return sum(len(value["retracted"]) for key in tombstone_keys(partition) if (value := read(key)) is not None)
 
 
 class Projection:

@@ -5,6 +5,8 @@ of one metric, an entity's investments, a buyer's orders of one product, one
 export regime). Series that a peer ratio compares must meet on one partition,
 so every subject is folded under the key of its peer group: the connected
 component of the configured peer pairs, named by its smallest slug.
+Retractions and exchange rates belong to no series: every partition folds
+them (``tracker.core.fx``).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from tracker.core.events import (
     Event,
     EventRetracted,
     ExportRuleChanged,
+    FxRateReported,
     InvestmentAnnounced,
     UsageReported,
 )
@@ -81,7 +84,7 @@ class SeriesId(NamedTuple):
 
 
 def series_of(event: Event) -> SeriesId | None:
-    """Return the series a fact belongs to (None for retractions)."""
+    """Return the series a fact belongs to; None for what every partition folds (retractions, exchange rates)."""
     match event:
         case UsageReported():
             return SeriesId("usage", (event.entity, event.metric))
@@ -91,7 +94,7 @@ def series_of(event: Event) -> SeriesId | None:
             return SeriesId("chip", (event.buyer_slug, event.vendor, event.product))
         case ExportRuleChanged():
             return SeriesId("export", (event.authority, event.product, event.destination))
-        case EventRetracted():
+        case FxRateReported() | EventRetracted():
             return None
 
 

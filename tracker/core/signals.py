@@ -4,6 +4,10 @@ Every function here reads series values (see ``tracker.core.fold``) and
 returns ``Signal`` tuples; nothing is stored, so a signal is always a
 function of the live facts. Event time only: "latest" means the newest
 ``occurred_on`` (ties broken by precision, then id), never the newest arrival.
+
+Money is kept in the currency reported. A ``*_usd`` family converts it at the
+exchange rate for the fact's own ``occurred_on`` (``tracker.core.fx``) and is
+absent when no rate is known: never the unconverted number.
 """
 
 from __future__ import annotations
@@ -18,6 +22,8 @@ from typing import Any, NamedTuple
 
 from tracker.core.dates import PartialDate, months_between
 from tracker.core.fold import SeriesValue, live_facts
+from tracker.core.fx import Rates, is_rates_key
+from tracker.core.periods import Period
 from tracker.core.routing import INVESTMENT_METRIC, Router, SeriesId, split_table_key
 
 __all__ = ["SIGNAL_HELP", "TRAILING_WINDOWS", "Signal", "derive_signals", "series_history", "series_signals"]
@@ -34,9 +40,13 @@ SIGNAL_HELP = {
     "market_usage": "Latest usage figure by event time (point estimate).",
     "market_usage_growth_monthly_ratio": "Compounded monthly growth between the two newest usage figures.",
     "market_investment_usd": "Latest announced AI-infrastructure spending for a period, in USD.",
-    "market_investment_growth_ratio": "Growth of announced spending versus the previous period.",
+    "market_investment_usd_per_year": "Announced spending for a period in USD, spread evenly over its years.",
+    "market_investment": "Latest announced AI-infrastructure spending for a period, in the currency reported.",
+    "market_investment_growth_ratio": "Growth of announced spending versus the previous period of equal length.",
     "market_chip_units": "Chip units summed over distinct live reports, by stage.",
-    "market_chip_order_value_usd": "Value of ordered chips: units times unit price, in USD.",
+    "market_chip_order_value_usd": "Value of ordered chips in USD: the order value reported, else units times price.",
+    "market_chip_order_value": "Value of ordered chips in the currency reported, by currency.",
+    "market_fx_usd_per_unit": "Newest exchange rate by event time: US dollars for one unit of the currency.",
     "market_export_rule_state": "Export regime by latest effective date: +1 loosened, -1 tightened.",
     "market_export_rule_changed_timestamp_seconds": "Effective date of the latest export-rule change.",
     "market_peer_ratio": "Entity's latest figure divided by its peer's, for configured peer pairs.",
@@ -94,7 +104,7 @@ def _monthly_growth(newer: tuple[float, PartialDate], older: tuple[float, Partia
     return float((newer[0] / older[0]) ** (1 / months) - 1)
 
 
-def _usage(series: SeriesId, dated: list[Dated]) -> list[Signal]:
+def _usage(series: SeriesId, dated: list[Dated], rates: Rates) -> list[Signal]:
     entity, metric = series.labels
     if not dated:
         return []
@@ -114,45 +124,105 @@ def _usage(series: SeriesId, dated: list[Dated]) -> list[Signal]:
     return out
 
 
-def _investment(series: SeriesId, dated: list[Dated]) -> list[Signal]:
+class _Announced(NamedTuple):
+    """The latest announcement for one period: the span, the amount as reported, its currency and date."""
+
+    span: Period
+    amount: float
+    currency: str
+    on: str
+
+
+def _announced(payload: list[Any]) -> _Announced:
+    # A v1 payload has no currency: it was in USD.
+    currency = payload[4] if len(payload) > 4 else "USD"
+    return _Announced(Period.of(payload[2]), payload[3], currency, payload[1])
+
+
+def _investment(series: SeriesId, dated: list[Dated], rates: Rates) -> list[Signal]:
     (entity,) = series.labels
     if not dated:
         return []
-    by_period: dict[int, float] = {}
+    by_period: dict[Period, _Announced] = {}
     for *_, payload in dated:
-        by_period.setdefault(payload[2], payload[3])
+        announced = _announced(payload)
+        by_period.setdefault(announced.span, announced)
     periods = sorted(by_period.items())
-    out = [Signal("market_investment_usd", (("entity", entity), ("period", str(p))), amount) for p, amount in periods]
-    for period, amount in periods:
-        previous = by_period.get(period - 1)
-        if previous:
-            labels = (("entity", entity), ("period", str(period)))
-            out.append(Signal("market_investment_growth_ratio", labels, amount / previous - 1))
+    usd = {span: rates.to_usd(item.amount, item.currency, item.on) for span, item in periods}
+    out = [
+        Signal("market_investment_usd", (("entity", entity), ("period", str(span))), amount)
+        for span, amount in usd.items()
+        if amount is not None
+    ]
+    for span, item in periods:
+        previous = by_period.get(span.shifted(-span.years))  # like with like: a span of the same length
+        if previous is None:
+            continue
+        if previous.currency == item.currency:
+            ratio = item.amount / previous.amount if previous.amount else None
+        else:
+            now, then = usd[span], usd[previous.span]
+            ratio = now / then if now is not None and then else None
+        if ratio is not None:
+            labels = (("entity", entity), ("period", str(span)))
+            out.append(Signal("market_investment_growth_ratio", labels, ratio - 1))
     observed = (("entity", entity), ("metric", INVESTMENT_METRIC))
     out.append(Signal("market_signal_observed_timestamp_seconds", observed, _timestamp(dated[0][2])))
+    for span, item in periods:
+        labels = (("entity", entity), ("period", str(span)))
+        amount = usd[span]
+        if amount is not None:
+            out.append(Signal("market_investment_usd_per_year", labels, amount / span.years))
+        out.append(Signal("market_investment", (*labels, ("currency", item.currency)), item.amount))
     return out
 
 
-def _chip(series: SeriesId, dated: list[Dated]) -> list[Signal]:
+def _order_figure(payload: list[Any]) -> tuple[float, str] | None:
+    """Return the value of an order and its currency: the value reported, else units times unit price."""
+    _, _, _, count, price, *v2 = payload
+    price_currency, value, value_currency = v2 or ("USD", None, None)  # a v1 payload: prices in USD
+    if value is not None:
+        return float(value), str(value_currency)
+    if count is not None and price is not None:
+        return count * price, str(price_currency)
+    return None
+
+
+def _chip(series: SeriesId, dated: list[Dated], rates: Rates) -> list[Signal]:
     buyer, vendor, product = series.labels
     # Sum in id order with fsum: the total must not depend on arrival order.
     units: dict[str, list[float]] = defaultdict(list)
     values: list[float] = []
-    for *_, (_, _, stage, count, price) in sorted(dated, key=operator.itemgetter(1)):
-        units[stage].append(count)
-        if stage == "ordered" and price is not None:
-            values.append(count * price)
+    native: dict[str, list[float]] = defaultdict(list)
+    unconverted = False
+    for *_, payload in sorted(dated, key=operator.itemgetter(1)):
+        stage, count = payload[2], payload[3]
+        if count is not None:
+            units[stage].append(count)
+        figure = _order_figure(payload) if stage == "ordered" else None
+        if figure is None:
+            continue
+        native[figure[1]].append(figure[0])
+        usd = rates.to_usd(*figure, payload[1])
+        if usd is None:
+            unconverted = True  # a total missing one order would be wrong: no USD total at all
+        else:
+            values.append(usd)
     labels = (("buyer", buyer), ("vendor", vendor), ("product", product))
     out = [
         Signal("market_chip_units", (*labels, ("stage", stage)), math.fsum(counts))
         for stage, counts in sorted(units.items())
     ]
-    if values:
+    if values and not unconverted:
         out.append(Signal("market_chip_order_value_usd", labels, math.fsum(values)))
+    out.extend(
+        Signal("market_chip_order_value", (*labels, ("currency", currency)), math.fsum(figures))
+        for currency, figures in sorted(native.items())
+    )
     return out
 
 
-def _export(series: SeriesId, dated: list[Dated]) -> list[Signal]:
+def _export(series: SeriesId, dated: list[Dated], rates: Rates) -> list[Signal]:
     authority, product, destination = series.labels
     changes = [(_when(payload[2])[0], order, event_id, payload) for order, event_id, _, payload in dated]
     if not changes:
@@ -166,7 +236,7 @@ def _export(series: SeriesId, dated: list[Dated]) -> list[Signal]:
 
 
 #: The signals of one series, from its live facts newest first (``_newest_first``).
-_SERIES_SIGNALS: dict[str, Callable[[SeriesId, list[Dated]], list[Signal]]] = {
+_SERIES_SIGNALS: dict[str, Callable[[SeriesId, list[Dated], Rates], list[Signal]]] = {
     "usage": _usage,
     "investment": _investment,
     "chip": _chip,
@@ -174,16 +244,32 @@ _SERIES_SIGNALS: dict[str, Callable[[SeriesId, list[Dated]], list[Signal]]] = {
 }
 
 
-def _latest_figure(series: Mapping[SeriesId, SeriesValue], entity: str, metric: str) -> float | None:
+class _Figure(NamedTuple):
+    """An entity's latest figure for a peer ratio, and the period it is for (investments only)."""
+
+    value: float
+    period: str | None = None
+
+
+def _latest_figure(series: Mapping[SeriesId, SeriesValue], entity: str, metric: str, rates: Rates) -> _Figure | None:
     if metric == INVESTMENT_METRIC:
         value = series.get(SeriesId("investment", (entity,)))
         if value is None:
             return None
-        dated = sorted(((_when(p[1])[0], p[2], event_id, p[3]) for event_id, p in live_facts(value)), reverse=True)
-        return dated[0][3] if dated else None
+        # The latest announcement by event time (then the later period, then the id).
+        latest = max(
+            ((_when(p[1])[0], Period.of(p[2]), event_id, p) for event_id, p in live_facts(value)),
+            default=None,
+        )
+        if latest is None:
+            return None
+        announced = _announced(latest[3])
+        usd = rates.to_usd(announced.amount, announced.currency, announced.on)
+        # Per year, so that a plan over five years compares with a plan for one.
+        return None if usd is None else _Figure(usd / announced.span.years, str(announced.span))
     value = series.get(SeriesId("usage", (entity, metric)))
     dated_usage = _newest_first(live_facts(value)) if value is not None else []
-    return float(dated_usage[0][3][2]) if dated_usage else None
+    return _Figure(float(dated_usage[0][3][2])) if dated_usage else None
 
 
 def _trailing(series: Mapping[SeriesId, SeriesValue]) -> list[Signal]:
@@ -206,59 +292,77 @@ def _trailing(series: Mapping[SeriesId, SeriesValue]) -> list[Signal]:
     return out
 
 
-def series_signals(key: str, value: SeriesValue) -> list[Signal]:
+def _fx(rates: Rates) -> list[Signal]:
+    return [
+        Signal("market_fx_usd_per_unit", (("currency", currency),), rate.usd_per_unit)
+        for currency, rate in rates.latest()
+    ]
+
+
+def series_signals(key: str, value: SeriesValue, rates: Rates | None = None) -> list[Signal]:
     """Return the signals of one series alone (not the group-wide families), by table key."""
     if key.startswith("#"):
         return []
     series_id = split_table_key(key)[1]
-    return _SERIES_SIGNALS[series_id.kind](series_id, _newest_first(live_facts(value)))
+    return _SERIES_SIGNALS[series_id.kind](series_id, _newest_first(live_facts(value)), rates or Rates())
 
 
-def series_history(key: str, value: SeriesValue) -> Iterator[tuple[PartialDate, list[Signal]]]:
+def series_history(
+    key: str, value: SeriesValue, rates: Rates | None = None
+) -> Iterator[tuple[PartialDate, list[Signal]]]:
     """Yield the signals of one series at each distinct date of its facts, newest first.
 
     The signals at a date are those of the facts dated then or earlier: what the
     series showed at that point of event time. Rule evaluation walks this back
-    from the newest date and usually stops at the first point.
+    from the newest date and usually stops at the first point. Each fact is
+    converted at the rate for its own date, so every point uses ``rates`` whole.
     """
     series_id = split_table_key(key)[1]
     derive = _SERIES_SIGNALS[series_id.kind]
+    rates = rates or Rates()
     dated = _newest_first(live_facts(value))
     for start, (order, _, date, _) in enumerate(dated):
         if start == 0 or dated[start - 1][0] != order:
-            yield date, derive(series_id, dated[start:])
+            yield date, derive(series_id, dated[start:], rates)
 
 
 def derive_signals(
-    router: Router, state: Mapping[str, SeriesValue], trailing: bool = True, peers: bool = True
+    router: Router,
+    state: Mapping[str, SeriesValue],
+    trailing: bool = True,
+    peers: bool = True,
+    rates: Rates | None = None,
 ) -> list[Signal]:
     """Derive signals from table keys and series values (tombstone keys are skipped).
 
-    ``trailing`` and ``peers`` switch off the group-wide families when a caller
-    (rule evaluation) does not need them.
+    Exchange rates are the rates keys of ``state`` unless ``rates`` is given (rule
+    evaluation reads them once per group); the rates family is derived from
+    ``state``'s own. ``trailing`` and ``peers`` switch off the group-wide families
+    when a caller (rule evaluation) does not need them.
     """
     groups: dict[str, dict[SeriesId, SeriesValue]] = defaultdict(dict)
+    rates_keys: list[str] = []
     for key, value in state.items():
         if not key.startswith("#"):
             fold_key, series_id = split_table_key(key)
             groups[fold_key][series_id] = value
+        elif is_rates_key(key):
+            rates_keys.append(key)
+    own = Rates.from_state({key: state[key] for key in rates_keys}) if rates_keys else Rates()
+    rates = own if rates is None else rates
     out: list[Signal] = []
     for fold_key, series in sorted(groups.items()):
         for series_id, value in sorted(series.items(), key=lambda item: item[0].encode()):
-            out.extend(_SERIES_SIGNALS[series_id.kind](series_id, _newest_first(live_facts(value))))
+            out.extend(_SERIES_SIGNALS[series_id.kind](series_id, _newest_first(live_facts(value)), rates))
         if trailing:
             out.extend(_trailing(series))
         for pair in router.peers_in(fold_key) if peers else ():
-            mine = _latest_figure(series, pair.entity, pair.metric)
-            theirs = _latest_figure(series, pair.peer, pair.metric)
-            if mine is not None and theirs:
-                out.append(
-                    _signal(
-                        "market_peer_ratio",
-                        mine / theirs,
-                        entity=pair.entity,
-                        peer=pair.peer,
-                        metric=pair.metric,
-                    )
-                )
+            mine = _latest_figure(series, pair.entity, pair.metric, rates)
+            theirs = _latest_figure(series, pair.peer, pair.metric, rates)
+            if mine is not None and theirs is not None and theirs.value:
+                labels = {"entity": pair.entity, "peer": pair.peer, "metric": pair.metric}
+                if mine.period is not None and theirs.period is not None:
+                    labels.update(period=mine.period, peer_period=theirs.period)  # what the ratio compares
+                out.append(_signal("market_peer_ratio", mine.value / theirs.value, **labels))
+    out.extend(_fx(own))
     return out

@@ -4,14 +4,19 @@ A subscription is event-sourced like everything else: the registry is the
 fold of a compacted topic keyed by subscription id (a record with no value
 deletes). The webhook body follows Alertmanager's webhook format (version 4)
 so existing receivers work unchanged; our provenance rides under ``tracker``.
+A webhook URL may carry a credential in its path or query (Slack's do), so
+only its scheme, host and port are shown to readers who may not write.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 import hmac
-from collections.abc import Mapping
+import re
+import urllib.parse
+from collections.abc import Iterable, Mapping
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SecretStr, field_validator
@@ -19,12 +24,18 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SecretStr, fi
 from tracker.core.dates import PartialDate
 from tracker.core.events import check_http_url
 from tracker.core.matchers import Matcher, match_all, parse_matchers
+from tracker.errors import FieldError
 
 __all__ = [
+    "MIN_REPEAT_INTERVAL",
+    "REDACTED",
     "SIGNATURE_HEADER",
     "SseChannel",
     "Subscription",
     "WebhookChannel",
+    "capacity_refusal",
+    "check_port",
+    "redact_url",
     "sign",
     "verify",
     "webhook_body",
@@ -33,6 +44,48 @@ __all__ = [
 SIGNATURE_HEADER = "X-Tracker-Signature"
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 _ZERO_TIME = "0001-01-01T00:00:00Z"
+#: Shortest reminder period, in seconds: a reminder round is computed on a one-second timer,
+#: so a tiny period sent one reminder per alert per second to the receiver.
+MIN_REPEAT_INTERVAL = 60.0
+#: What stands for a webhook URL's path, query and fragment where they are not shown.
+REDACTED = "<redacted>"
+_PORT = re.compile(r"^[0-9]{1,5}$")
+
+
+def _authority(url: str) -> str:
+    # ``host[:port]`` as written, without any ``user:password@`` (never shown).
+    return urllib.parse.urlsplit(url).netloc.rpartition("@")[2]
+
+
+def _port_text(authority: str) -> str | None:
+    if authority.startswith("["):  # an IPv6 literal: the port follows the closing bracket
+        rest = authority.partition("]")[2]
+        if rest and not rest.startswith(":"):
+            raise ValueError("the host is not a valid IPv6 literal")
+        return rest[1:] if rest else None
+    _, colon, port = authority.partition(":")
+    return port if colon else None
+
+
+def check_port(url: str) -> str:
+    """Accept a URL without a port or with a numeric one from 1 to 65535; raise ValueError otherwise."""
+    port = _port_text(_authority(url))
+    # ``http://host:/`` means the default port, as urllib and aiohttp read it.
+    if port and (not _PORT.match(port) or not 1 <= int(port) <= 65535):
+        raise ValueError(f"the port must be a number from 1 to 65535, not {port[:20]!r}")
+    return url
+
+
+def redact_url(url: str) -> str:
+    """Return the URL with scheme, host and port only; any path, query or fragment becomes ``/<redacted>``."""
+    try:
+        parts = urllib.parse.urlsplit(url)
+    except ValueError:  # a stored URL today's checks refuse: show nothing of it
+        return REDACTED
+    shown = f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}"
+    if parts.path not in ("", "/") or parts.query or parts.fragment:
+        return f"{shown}/{REDACTED}"
+    return shown + parts.path
 
 
 class WebhookChannel(BaseModel):
@@ -41,7 +94,7 @@ class WebhookChannel(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     type: Literal["webhook"]
-    url: Annotated[str, Field(max_length=2000), AfterValidator(check_http_url)]
+    url: Annotated[str, Field(max_length=2000), AfterValidator(check_http_url), AfterValidator(check_port)]
     secret: SecretStr = Field(min_length=16, max_length=256)
     max_attempts: Annotated[int, Field(ge=1, le=50)] = 8
 
@@ -72,9 +125,16 @@ class Subscription(BaseModel):
         parse_matchers(value)
         return value
 
-    @property
+    @field_validator("repeat_interval")
+    @classmethod
+    def _valid_repeat_interval(cls, value: float) -> float:
+        if 0 < value < MIN_REPEAT_INTERVAL:
+            raise ValueError(f"must be 0 (no reminders) or at least {MIN_REPEAT_INTERVAL:g} seconds")
+        return value
+
+    @functools.cached_property
     def parsed_matchers(self) -> tuple[Matcher, ...]:
-        """Return the matchers as objects."""
+        """Return the matchers as objects, parsed once (``wants`` runs for every alert)."""
         return parse_matchers(self.matchers)
 
     def wants(self, labels: Mapping[str, str], status: str) -> bool:
@@ -83,11 +143,13 @@ class Subscription(BaseModel):
             return False
         return match_all(self.parsed_matchers, labels)
 
-    def public(self) -> dict[str, Any]:
-        """Return the subscription as JSON data with its secret redacted."""
+    def public(self, full_url: bool = False) -> dict[str, Any]:
+        """Return the subscription as JSON data, secret redacted, URL too unless ``full_url``."""
         data = self.model_dump(mode="json")
         if data["channel"]["type"] == "webhook":
             data["channel"]["secret"] = "**********"
+            if not full_url:
+                data["channel"]["url"] = redact_url(data["channel"]["url"])
         return data
 
     def stored(self) -> dict[str, Any]:
@@ -96,6 +158,27 @@ class Subscription(BaseModel):
         if isinstance(self.channel, WebhookChannel):
             data["channel"]["secret"] = self.channel.secret.get_secret_value()
         return data
+
+
+def capacity_refusal(
+    existing: Iterable[Subscription], candidate: Subscription, per_owner: int, total: int
+) -> FieldError | None:
+    """Return why storing ``candidate`` would pass a cap (per owner, in all), or None if it fits."""
+    others = [sub for sub in existing if sub.id != candidate.id]  # a replacement is not one more
+    owned = sum(sub.owner == candidate.owner for sub in others)
+    if owned >= per_owner:
+        return FieldError(
+            "owner",
+            f"owner {candidate.owner[:200]!r} already has {owned} subscriptions, the most one owner may have "
+            f"(TRACKER_MAX_SUBSCRIPTIONS_PER_OWNER={per_owner}); delete one first",
+        )
+    if len(others) >= total:
+        return FieldError(
+            "",
+            f"there are already {len(others)} subscriptions, the most a cluster may hold "
+            f"(TRACKER_MAX_SUBSCRIPTIONS={total}); delete one first",
+        )
+    return None
 
 
 def _rfc3339(date: dt.datetime) -> str:

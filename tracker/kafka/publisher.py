@@ -215,6 +215,7 @@ class Publisher:
     def _key(self, event: Event) -> bytes:
         # A retraction does not know its target's partition: it is written once, and the
         # worker that folds it copies it to every partition (an all-or-nothing write here).
+        # What that costs, and why tombstones are kept for good: events/README.md.
         series = series_of(event)
         return (event.event_id if series is None else self.router.fold_key(series.subject)).encode()
 

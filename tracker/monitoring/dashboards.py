@@ -125,6 +125,28 @@ def _investment() -> Section:
                 unit="currencyUSD",
                 width=8,
             ),
+            _timeseries(
+                "Announced AI spending per year",
+                "Spending for each period in USD, spread evenly over the years of a multi-year period "
+                "(a plan for 2025-2027 counts a third of its total per year).",
+                Query(f"max by (entity, period) (market_investment_usd_per_year{{{ENTITY}}})", "{{entity}} {{period}}"),
+                unit="currencyUSD",
+                width=8,
+            ),
+            _table(
+                "Spending as reported",
+                "Latest announced spending for each period in the currency reported; the USD panels convert it "
+                "at the exchange rate for the announcement's date.",
+                Query(f"max by (entity, period, currency) (market_investment{{{ENTITY}}})", instant=True),
+                width=8,
+            ),
+            _timeseries(
+                "Exchange rates",
+                "Newest fx_rate.reported fact per currency by event time: US dollars for one unit.",
+                Query("max by (currency) (market_fx_usd_per_unit)", "{{currency}}"),
+                unit="currencyUSD",
+                width=8,
+            ),
         ],
     )
 
@@ -218,12 +240,21 @@ def _chips() -> Section:
             ),
             _timeseries(
                 "Chip order value",
-                "Ordered units times unit price, in USD.",
+                "Ordered chips in USD: the order value reported, else units times unit price.",
                 Query(
                     'max by (buyer, vendor, product) (market_chip_order_value_usd{buyer=~"$entity"})',
                     "{{buyer}} {{product}}",
                 ),
                 unit="currencyUSD",
+            ),
+            _table(
+                "Chip order value as reported",
+                "Ordered chips in the currency of each report, one row per currency.",
+                Query(
+                    'max by (buyer, vendor, product, currency) (market_chip_order_value{buyer=~"$entity"})',
+                    instant=True,
+                ),
+                width=24,
             ),
         ],
     )

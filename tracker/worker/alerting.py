@@ -1,9 +1,12 @@
 """Re-evaluate alert rules for the fold groups a batch touched, and publish the transitions.
 
 Each part of a fold group a rule reads (a unit: a series, a peer pair) with
-pending or firing alerts keeps one ``groups`` table entry, its last
-evaluation, under ``<fold key>/group/<unit>``: a batch rewrites only the
-entries of the parts it changed, however many alerts the group holds. A
+pending or firing alerts keeps its last evaluation in the ``groups`` table,
+split by the first two hex digits of each alert's fingerprint into at most 256
+entries, ``<fold key>/group/<unit>#<xx>``: a batch rewrites only the entries
+whose alerts it changed, and an entry stays small however many alerts its
+unit holds (an event rule fires once per live fact: 16,000 facts of one
+export series made one entry of 17 MB, over the changelog's record limit). A
 transition is sent to the alerts topic (and acknowledged) before the entry is
 written, so a crash in between re-sends it on replay (same idempotency key)
 and never loses it.
@@ -31,6 +34,8 @@ from tracker.worker.metrics import PipelineMetrics
 __all__ = ["Alerting", "Provenance", "transition_document", "unit_key"]
 
 UNIT_INFIX = "/group/"
+#: Between a unit and the two hex digits of its entry's bucket (a unit never holds "#").
+BUCKET_MARK = "#"
 
 #: Groups evaluated between two chances for the web server to answer.
 GROUPS_PER_YIELD = 20
@@ -44,9 +49,17 @@ MAX_PROVENANCE_EVENTS = 20
 Send = Callable[[list[tuple[bytes, bytes]]], Awaitable[None]]
 
 
-def unit_key(fold_key: str, unit: str) -> str:
-    """Return the groups-table key of one unit of a fold group (same partition as its series)."""
-    return f"{fold_key}{UNIT_INFIX}{unit}"
+def unit_key(fold_key: str, unit: str, bucket: str = "") -> str:
+    """Return the groups-table key of one entry of a unit of a fold group (same partition as its series).
+
+    ``bucket`` is the first two hex digits of the entry's fingerprints; entries written before
+    units were split have none.
+    """
+    return f"{fold_key}{UNIT_INFIX}{unit}{BUCKET_MARK if bucket else ''}{bucket}"
+
+
+def _bucket(fingerprint: str) -> str:
+    return fingerprint[:2]
 
 
 class Provenance(NamedTuple):
@@ -144,8 +157,8 @@ class Alerting:
         # Groups evaluated whole under these rules since the partitions were assigned: from
         # then on only the parts a batch wrote are evaluated again.
         self._evaluated: set[str] = set()
-        # The units with an entry, per fold key (built from the table when first needed).
-        self._stored: dict[str, set[str]] | None = None
+        # The buckets with an entry, per unit, per fold key (built from the table when first needed).
+        self._stored: dict[str, dict[str, set[str]]] | None = None
         # Evaluated, not flushed yet: transitions to publish, then entries to write.
         self._documents: list[dict[str, Any]] = []
         self._writes: dict[str, dict[str, Any] | None] = {}
@@ -155,14 +168,15 @@ class Alerting:
         self._evaluated.clear()
         self._stored = None
 
-    def _stored_units(self, fold_key: str) -> set[str]:
+    def _stored_units(self, fold_key: str) -> dict[str, set[str]]:
         if self._stored is None:
             self._stored = {}
             for key in self.groups:
-                group, _, unit = key.partition(UNIT_INFIX)
-                if unit:
-                    self._stored.setdefault(group, set()).add(unit)
-        return self._stored.setdefault(fold_key, set())
+                group, _, name = key.partition(UNIT_INFIX)
+                if name:
+                    unit, _, bucket = name.partition(BUCKET_MARK)
+                    self._stored.setdefault(group, {}).setdefault(unit, set()).add(bucket)
+        return self._stored.setdefault(fold_key, {})
 
     async def update(
         self,
@@ -198,15 +212,15 @@ class Alerting:
             changed = None if whole else new_keys.get(fold_key, set())
             evaluated = evaluate_units(self.rules, self.router, state, changed)
             # Evaluated whole, a group also clears the entries of parts no rule reads any more.
-            units = set(evaluated) | self._stored_units(fold_key) if whole else set(evaluated)
+            units = set(evaluated) | set(self._stored_units(fold_key)) if whole else set(evaluated)
             stored_units = self._stored_units(fold_key)
             trail = _Trail(provenance)
             for unit in sorted(units):
-                if unit not in stored_units and not evaluated.get(unit):
+                buckets = stored_units.get(unit, set())
+                if not buckets and not evaluated.get(unit):
                     continue  # nothing was pending or firing, nothing is: the common case
-                key = unit_key(fold_key, unit)
-                stored = self.groups.get(key) if unit in stored_units else None
-                previous = (stored or {}).get("alerts", {})
+                stored = {bucket: self.groups.get(unit_key(fold_key, unit, bucket)) or {} for bucket in buckets}
+                previous = {fp: entry for value in stored.values() for fp, entry in value.get("alerts", {}).items()}
                 after = {alert.fingerprint: alert for alert in evaluated.get(unit, ())}
                 changes = []
                 if {fp: entry["alert"]["state"] for fp, entry in previous.items()} != {
@@ -215,9 +229,14 @@ class Alerting:
                     before = {fp: Alert.from_json(entry["alert"]) for fp, entry in previous.items()}
                     changes = [_document(t, trail, now) for t in transitions(before, after)]
                 documents.extend(changes)
-                value = self._entry(stored, after, changes, trail, now) if after else None
-                if value != stored:
-                    writes[key] = value
+                kept = self._entries(previous, after, changes, trail, now)
+                split: dict[str, dict[str, Any]] = {}
+                for fingerprint, entry in kept.items():
+                    split.setdefault(_bucket(fingerprint), {})[fingerprint] = entry
+                for bucket in sorted(buckets | set(split)):
+                    value = {"alerts": split[bucket], "rules_version": self.rules.version} if bucket in split else None
+                    if value != (stored.get(bucket) or None):
+                        writes[unit_key(fold_key, unit, bucket)] = value
             self._evaluated.add(fold_key)
             if count % GROUPS_PER_YIELD == 0:
                 await asyncio.sleep(0)
@@ -236,28 +255,33 @@ class Alerting:
         for count, (key, value) in enumerate(writes.items(), 1):
             if count % (10 * GROUPS_PER_YIELD) == 0:
                 await asyncio.sleep(0)
-            fold_key, _, unit = key.partition(UNIT_INFIX)
+            fold_key, _, name = key.partition(UNIT_INFIX)
+            unit, _, bucket = name.partition(BUCKET_MARK)
+            buckets = self._stored_units(fold_key).setdefault(unit, set())
             if value is None:
                 del self.groups[key]
-                self._stored_units(fold_key).discard(unit)
+                buckets.discard(bucket)
+                if not buckets:
+                    del self._stored_units(fold_key)[unit]
             else:
                 self.groups[key] = value
-                self._stored_units(fold_key).add(unit)
+                buckets.add(bucket)
 
-    def _entry(
+    def _entries(
         self,
-        stored: Mapping[str, Any] | None,
+        previous: Mapping[str, Any],
         after: Mapping[str, Alert],
         documents: list[dict[str, Any]],
         trail: _Trail,
         now: float,
     ) -> dict[str, Any]:
+        """Return a unit's stored alerts after an evaluation, by fingerprint."""
         fired = {d["alert"]["fingerprint"]: d["idempotency_key"] for d in documents if d["status"] == "firing"}
         changed = {d["alert"]["fingerprint"] for d in documents}
         kept: dict[str, Any] = {}
         for fingerprint, alert in after.items():
-            previous = (stored or {}).get("alerts", {}).get(fingerprint)
-            if fingerprint in changed or previous is None:
+            earlier = previous.get(fingerprint)
+            if fingerprint in changed or earlier is None:
                 # The records of this batch that caused the alert, or (when its causes came
                 # earlier) the first few of the group's records: an entry per alert stays small
                 # however busy the group is.
@@ -269,9 +293,9 @@ class Alerting:
                     "idempotency_key": fired.get(fingerprint),
                 }
             else:
-                entry = {name: previous.get(name) for name in ("provenance", "fired_at", "idempotency_key")}
+                entry = {name: earlier.get(name) for name in ("provenance", "fired_at", "idempotency_key")}
             kept[fingerprint] = {"alert": alert.to_json(), **entry}
-        return {"alerts": kept, "rules_version": self.rules.version}
+        return kept
 
 
 class _Members(Mapping[str, SeriesValue]):

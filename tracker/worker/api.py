@@ -7,13 +7,18 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from tracker.core.decode import split_records
+from tracker.core.decode import Record, split_records
 from tracker.core.signals import Signal
-from tracker.errors import InputFormatError, PublishError
+from tracker.errors import InputFormatError, PublishError, TooManyRecords
 from tracker.kafka.publisher import Publisher, Receipt
 from tracker.settings import Settings
 
-__all__ = ["Ingestion", "TooLarge", "ingest_body", "read_limited", "signals_document"]
+__all__ = ["LISTED_REJECTIONS", "Ingestion", "TooLarge", "ingest_body", "read_limited", "signals_document"]
+
+#: Rejected records an answer lists in full; the others are counted in ``rejected`` and ``omitted``.
+LISTED_REJECTIONS = 100
+#: Longest stretch of decoding between two turns of the event loop (other requests, /healthz, the fold).
+DECODE_SLICE_SECONDS = 0.01
 
 
 class TooLarge(Exception):
@@ -60,11 +65,13 @@ class Ingestion:
 
 async def ingest_body(ingestion: Ingestion, body: bytes) -> tuple[int, dict[str, Any]]:
     """Validate a body and publish its valid records; return (HTTP status, response document)."""
+    limit = ingestion.settings.max_records_per_request
     try:
-        records = list(split_records(body))
+        records = await _decoded(body, limit)
+    except TooManyRecords as exc:
+        return 413, {"error": f"{exc} in one request (TRACKER_MAX_RECORDS_PER_REQUEST): send fewer at a time"}
     except InputFormatError as exc:
         return 400, {"error": str(exc)}
-    results: list[dict[str, Any]] = []
     valid = [record for record in records if record.event is not None]
     receipts: list[Receipt | PublishError] = []
     if valid:
@@ -74,13 +81,18 @@ async def ingest_body(ingestion: Ingestion, body: bytes) -> tuple[int, dict[str,
         except PublishError as exc:
             receipts = [exc] * len(valid)
     by_line = {record.line: receipt for record, receipt in zip(valid, receipts, strict=True)}
+    results: list[dict[str, Any]] = []
+    accepted = failed = rejected = 0
     for record in records:
         if record.event is None:
-            errors = [{"path": error.path, "reason": error.reason} for error in record.errors]
-            results.append({"line": record.line, "status": "rejected", "errors": errors})
+            rejected += 1
+            if rejected <= LISTED_REJECTIONS:
+                errors = [{"path": error.path, "reason": error.reason} for error in record.errors]
+                results.append({"line": record.line, "status": "rejected", "errors": errors})
             continue
         receipt = by_line[record.line]
         if isinstance(receipt, Receipt):
+            accepted += 1
             placements = [{"partition": p, "offset": o} for p, o in receipt.placements]
             results.append(
                 {
@@ -93,23 +105,30 @@ async def ingest_body(ingestion: Ingestion, body: bytes) -> tuple[int, dict[str,
                 }
             )
         else:
+            failed += 1
             results.append(
-                {
-                    "line": record.line,
-                    "status": "failed",
-                    "id": record.event.event_id,
-                    "error": str(receipt),
-                }
+                {"line": record.line, "status": "failed", "id": record.event.event_id, "error": str(receipt)}
             )
-    accepted = sum(result["status"] == "accepted" for result in results)
-    failed = sum(result["status"] == "failed" for result in results)
-    rejected = len(results) - accepted - failed
-    summary = {"accepted": accepted, "rejected": rejected, "failed": failed, "results": results}
+    omitted = rejected - min(rejected, LISTED_REJECTIONS)
+    summary = {"accepted": accepted, "rejected": rejected, "failed": failed, "omitted": omitted, "results": results}
     if failed:
         return 503, summary
     if records and not accepted:
         return 422, summary
     return 202, summary
+
+
+async def _decoded(body: bytes, limit: int) -> list[Record]:
+    """Split and validate a body, giving the event loop a turn every DECODE_SLICE_SECONDS."""
+    loop = asyncio.get_running_loop()
+    records: list[Record] = []
+    until = loop.time() + DECODE_SLICE_SECONDS
+    for record in split_records(body, limit):
+        records.append(record)
+        if loop.time() >= until:
+            await asyncio.sleep(0)
+            until = loop.time() + DECODE_SLICE_SECONDS
+    return records
 
 
 def signals_document(signals: list[Signal], match: Callable[[Signal], bool]) -> dict[str, Any]:

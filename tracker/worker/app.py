@@ -23,6 +23,7 @@ import orjson
 from faust.sensors.prometheus import setup_prometheus_sensors
 from prometheus_client import CollectorRegistry
 
+from tracker.core.fold import count_tombstones
 from tracker.core.routing import Router
 from tracker.core.rules import RuleSet
 from tracker.core.signals import Signal, derive_signals
@@ -39,8 +40,9 @@ from tracker.worker.api import Ingestion
 from tracker.worker.faust_fixes import PartitionedWrites, hold_streams_until_seeked
 from tracker.worker.folding import BatchFolder, Incoming
 from tracker.worker.http_client import AiohttpSender
+from tracker.worker.http_guard import web_application_options
 from tracker.worker.index import TableIndex
-from tracker.worker.metrics import AlertCollector, LagCollector, PipelineMetrics, SignalCollector
+from tracker.worker.metrics import AlertCollector, LagCollector, PipelineMetrics, SignalCollector, TombstoneCollector
 from tracker.worker.notifications import Notifications
 from tracker.worker.routes import install_routes
 
@@ -99,6 +101,10 @@ class Worker:
         state = {key: self.table[key] for key in self.index.group(fold_key) if self.table.get(key) is not None}
         return derive_signals(self.router, state)
 
+    def tombstones(self) -> dict[int, int]:
+        """Return, per owned partition, how many retracted ids it keeps tombstones for."""
+        return {partition: count_tombstones(self.table.get, partition) for partition in self.owned_partitions()}
+
     def alerts(self) -> list[dict[str, Any]]:
         """Return the pending and firing alerts (with provenance) of the groups this worker owns."""
         owned = _owned(self.groups, self.owned_partitions(), self.settings.partitions)
@@ -130,7 +136,10 @@ def build_worker(settings: Settings) -> Worker:
         web_host=settings.http_host,
         web_bind=settings.http_host,
         web_port=settings.http_port,
-        web_application_options={"client_max_size": settings.max_body_bytes + 1},
+        web_application_options=web_application_options(settings.max_body_bytes),
+        # Faust's /router/ pages answer 500 (KeyError) for an unknown table name (issue 14); which
+        # worker folds a key is in /healthz. The /table/ pages stay.
+        web_router_enabled=False,
         topic_partitions=settings.partitions,
         topic_replication_factor=settings.replication_factor,
         producer_partitioner=partitioner,
@@ -179,6 +188,7 @@ def build_worker(settings: Settings) -> Worker:
     registry.register(SignalCollector(router, worker.signals))
     registry.register(AlertCollector(worker.alerts))
     registry.register(LagCollector(settings.events_topic, lambda: lag.lag, worker.owned_partitions))
+    registry.register(TombstoneCollector(worker.tombstones))
     setup_prometheus_sensors(app, pattern="/metrics", registry=registry, name_prefix="faust")
 
     async def send(

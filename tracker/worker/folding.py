@@ -3,7 +3,8 @@
 A record is folded only on its home partition (the partition its fold key
 maps to). A record that arrived elsewhere, written by some other producer, is
 re-sent with the right key and skipped here; a retraction that was not
-broadcast by our publisher is broadcast now. Invalid records go to the
+broadcast by our publisher is broadcast now, and so is an exchange rate (every
+partition converts money with it). Invalid records go to the
 dead-letter topic with the reason. None of this trusts delivery: folding the
 same record twice changes nothing.
 """
@@ -20,6 +21,7 @@ from typing import Any, NamedTuple, Protocol
 
 from tracker.core.decode import decode_event
 from tracker.core.fold import FoldBatch, Outcome, SeriesValue, tombstones_key
+from tracker.core.fx import is_rates_key, rates_key
 from tracker.core.routing import Router, series_of
 from tracker.errors import EventValidationError, FieldError
 from tracker.kafka.partitioning import broadcast_key, partition_for
@@ -92,6 +94,7 @@ class BatchFolder:
         self.records = 0
         self._applied = 0
         self._touched: dict[str, list[Provenance]] = {}
+        self._rates_trail: list[Provenance] = []
         self._types: Counter[str] = Counter()
         self.index = index
 
@@ -132,8 +135,10 @@ class BatchFolder:
             self.reads.get,
             functools.partial(self.index.locate, partition),
             functools.partial(tombstones_key, partition),
+            functools.partial(rates_key, partition),
         )
         self._touched = {}
+        self._rates_trail = []
         for count, record in enumerate(records, 1):
             if count % RECORDS_PER_YIELD == 0:
                 await asyncio.sleep(0)  # let the web server answer during a long batch
@@ -153,6 +158,14 @@ class BatchFolder:
         for event_id, keys in batch.applied.items():
             for key in keys:
                 self.index.add_series(key, (event_id,))
+        if self._rates_trail:
+            # A rate converts money in any group of the partition: evaluate each whole (rates are rare).
+            for fold_key in self.index.fold_keys(partition):
+                trail = self._touched.setdefault(fold_key, [])
+                trail.extend(item for item in self._rates_trail if item not in trail)
+                new_keys.setdefault(fold_key, set()).update(
+                    key for key in self.index.group(fold_key) if not key.startswith("#")
+                )
         if self.alerting is not None and self._touched:
             await self.alerting.evaluate(self._touched, new_keys, fresh)
 
@@ -186,6 +199,8 @@ class BatchFolder:
                 trail = self._touched.setdefault(key.partition("/")[0], [])
                 if not trail or trail[-1] is not provenance:  # one record may touch several keys
                     trail.append(provenance)
+            elif is_rates_key(key) and provenance not in self._rates_trail:
+                self._rates_trail.append(provenance)
         self._types[event.type] += 1
         if outcome is Outcome.DUPLICATE:
             self.metrics.duplicates.inc()

@@ -23,6 +23,7 @@ from collections.abc import Set as AbstractSet
 from itertools import chain
 
 from tracker.core.fold import SeriesValue
+from tracker.core.fx import rates_keys
 from tracker.kafka.partitioning import partition_for
 
 __all__ = ["RECENT_LIMIT", "TableIndex"]
@@ -96,6 +97,7 @@ class TableIndex:
         self._homes: list[_FactIds] = []
         # A set per fold group: alert evaluation asks whether a key is a member, group after group.
         self._groups: dict[str, set[str]] = {}
+        self._rates: dict[int, list[str]] = {}
 
     def partition_of(self, key: str) -> int:
         """Return the partition of a table key."""
@@ -125,9 +127,26 @@ class TableIndex:
         return [self._keys[number] for number in dict.fromkeys(numbers)]
 
     def group(self, fold_key: str) -> AbstractSet[str]:
-        """Return the series keys of a fold group (the index's own set: read it, do not keep it)."""
-        self.ensure(self.partition_of(fold_key))
-        return self._groups.get(fold_key, frozenset())
+        """Return the keys a fold group's signals read: its series, and its partition's exchange rates.
+
+        Without rates this is the index's own set: read it, do not keep it.
+        """
+        partition = self.partition_of(fold_key)
+        self.ensure(partition)
+        keys: AbstractSet[str] = self._groups.get(fold_key, frozenset())
+        rates = [key for key in self._rates_keys(partition) if key in self.table]
+        return keys | set(rates) if rates else keys
+
+    def fold_keys(self, partition: int) -> list[str]:
+        """Return the fold groups with series on ``partition``."""
+        self.ensure(partition)
+        return [fold_key for fold_key in self._groups if self.partition_of(fold_key) == partition]
+
+    def _rates_keys(self, partition: int) -> list[str]:
+        keys = self._rates.get(partition)
+        if keys is None:
+            keys = self._rates[partition] = rates_keys(partition)
+        return keys
 
     def add_series(self, key: str, event_ids: Iterable[str]) -> None:
         """Record a series key and the fact ids it holds.

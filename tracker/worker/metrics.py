@@ -21,7 +21,7 @@ from tracker.core.routing import Router
 from tracker.core.signals import SIGNAL_HELP, Signal
 from tracker.kafka.partitioning import partition_for
 
-__all__ = ["AlertCollector", "LagCollector", "PipelineMetrics", "SignalCollector", "owned_state"]
+__all__ = ["AlertCollector", "LagCollector", "PipelineMetrics", "SignalCollector", "TombstoneCollector", "owned_state"]
 
 EVENT_TYPES = (
     "investment.announced",
@@ -125,7 +125,7 @@ class SignalCollector(Collector):
         self.router = router
         self.signals = signals
 
-    def collect(self) -> Iterator[GaugeMetricFamily]:
+    def collect(self) -> Iterator[Metric]:
         """Yield one gauge family per signal name."""
         by_name: dict[str, list[Signal]] = defaultdict(list)
         for signal in self.signals():
@@ -134,9 +134,11 @@ class SignalCollector(Collector):
             members = by_name.get(name, [])
             if not members:
                 continue
-            family = GaugeMetricFamily(name, help_text, labels=[label for label, _ in members[0].labels])
+            # Not GaugeMetricFamily: its label names are fixed per family, and a peer ratio of
+            # investments also names the periods it compares (a ratio of usage has none).
+            family = Metric(name, help_text, "gauge")
             for signal in members:
-                family.add_metric([value for _, value in signal.labels], signal.value)
+                family.add_sample(name, dict(signal.labels), signal.value)
             yield family
 
 
@@ -180,4 +182,22 @@ class AlertCollector(Collector):
                 **{k: v for k, v in alert["labels"].items() if k != "alertname"},
             }
             family.add_sample("market_alert_firing", labels, 1.0)
+        yield family
+
+
+class TombstoneCollector(Collector):
+    """Expose ``tracker_retraction_tombstones{partition}`` for the partitions this worker owns."""
+
+    def __init__(self, count: Callable[[], dict[int, int]]) -> None:
+        self.count = count
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        """Yield the number of retracted ids each owned partition keeps tombstones for."""
+        family = GaugeMetricFamily(
+            "tracker_retraction_tombstones",
+            "Retracted ids a partition keeps tombstones for (kept for good, known fact or not).",
+            labels=["partition"],
+        )
+        for partition, count in sorted(self.count().items()):
+            family.add_metric([str(partition)], float(count))
         yield family

@@ -7,10 +7,12 @@ import asyncio
 import contextlib
 import functools
 import json
+import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from prometheus_client import Counter
+from pydantic import ValidationError
 
 from tracker.core.matchers import Matcher, match_all
 from tracker.core.subscriptions import Subscription, WebhookChannel
@@ -20,6 +22,8 @@ from tracker.worker.http_client import AiohttpSender
 from tracker.worker.notify import HttpSender, Notifier
 
 __all__ = ["Feed", "Notifications"]
+
+logger = logging.getLogger(__name__)
 
 FEED_QUEUE_SIZE = 1000
 
@@ -41,7 +45,8 @@ class Notifications:
         self.ledger = TopicView(settings, settings.deliveries_topic)
         self.tail = TopicTail(settings, settings.alerts_topic, self._to_feed)
         self._sender = sender or AiohttpSender()
-        self._parsed: dict[bytes, Subscription] = {}
+        # Per id, the stored value last parsed and what it parsed to (None: it no longer validates).
+        self._parsed: dict[str, tuple[bytes, Subscription | None]] = {}
         self._feeds: set[tuple[tuple[Matcher, ...], Feed]] = set()
         self._ended = False
         self.ready = asyncio.Event()
@@ -49,6 +54,7 @@ class Notifications:
         external = f"http://{settings.http_host}:{settings.http_port}"
         self.notifier = Notifier(
             subscriptions=self.subscriptions,
+            find=self.get,
             delivered=lambda mark: mark in self.ledger.data,
             mark_delivered=lambda mark: self.ledger.put(mark, b"1"),
             dead_letter=dead_letter,
@@ -74,18 +80,32 @@ class Notifications:
             await close()
 
     def subscriptions(self) -> list[Subscription]:
-        """Return every live subscription (parsed once per stored value)."""
-        out = []
-        for raw in self.registry.data.values():
-            parsed = self._parsed.get(raw)
-            if parsed is None:
-                parsed = self._parsed[raw] = Subscription.model_validate_json(raw)
-            out.append(parsed)
-        return sorted(out, key=lambda sub: sub.id)
+        """Return every live subscription, by id (the caps on subscriptions bound this list)."""
+        data = self.registry.data
+        for gone in self._parsed.keys() - data.keys():
+            del self._parsed[gone]
+        found = (self._parse(key, raw) for key, raw in sorted(data.items()))
+        return [sub for sub in found if sub is not None]
 
     def get(self, subscription_id: str) -> Subscription | None:
         """Return one subscription, or None."""
-        return next((sub for sub in self.subscriptions() if sub.id == subscription_id), None)
+        raw = self.registry.data.get(subscription_id)
+        return None if raw is None else self._parse(subscription_id, raw)
+
+    def _parse(self, key: str, raw: bytes) -> Subscription | None:
+        known = self._parsed.get(key)
+        if known is not None and known[0] is raw:
+            return known[1]
+        try:
+            parsed: Subscription | None = Subscription.model_validate_json(raw)
+        except ValidationError as exc:
+            # Written by an older version, or by hand: today's checks refuse it, so it is
+            # neither delivered to nor shown. The reasons name fields, never the values.
+            reasons = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors(include_input=False))
+            logger.warning("subscription %r is ignored, it no longer validates: %s", key[:64], reasons)
+            parsed = None
+        self._parsed[key] = (raw, parsed)
+        return parsed
 
     async def save(self, subscription: Subscription) -> None:
         """Create or replace a subscription; return once this worker's registry has it."""

@@ -23,9 +23,11 @@ from prometheus_client import Counter
 
 from tracker.core.subscriptions import (
     IDEMPOTENCY_HEADER,
+    REDACTED,
     SIGNATURE_HEADER,
     Subscription,
     WebhookChannel,
+    redact_url,
     sign,
     webhook_body,
 )
@@ -67,6 +69,15 @@ class RetryPolicy:
         return min(self.cap, max(backoff, retry_after or 0.0))
 
 
+def _without_url(error: str, url: str) -> str:
+    """Return an error message with the URL, or its path and query, masked (some client errors quote it)."""
+    error = error.replace(url, redact_url(url))
+    after_scheme = url.find("://") + 3
+    cuts = [at for at in (url.find(mark, after_scheme) for mark in "/?#") if at >= 0]
+    tail = url[min(cuts) :] if cuts else ""  # path, query and fragment
+    return error.replace(tail, REDACTED) if len(tail) > 1 else error
+
+
 def _retryable(outcome: Outcome) -> bool:
     if outcome.refused:
         return False
@@ -95,8 +106,10 @@ class Notifier:
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         clock: Callable[[], float] = time.time,
         rng: random.Random | None = None,
+        find: Callable[[str], Subscription | None] | None = None,
     ) -> None:
         self.subscriptions = subscriptions
+        self.find = find or self._scan
         self.delivered = delivered
         self.mark_delivered = mark_delivered
         self.dead_letter = dead_letter
@@ -109,6 +122,9 @@ class Notifier:
         self.rng = rng or random.Random()
         self._queues: dict[str, asyncio.Queue[_Job]] = {}
         self._tasks: dict[str, asyncio.Task[None]] = {}
+
+    def _scan(self, subscription_id: str) -> Subscription | None:
+        return next((sub for sub in self.subscriptions() if sub.id == subscription_id), None)
 
     def dispatch(self, transition: dict[str, Any], acknowledge: Callable[[], None]) -> None:
         """Queue a transition for every webhook subscription that wants it; ack when all are done."""
@@ -146,7 +162,7 @@ class Notifier:
     async def _drain(self, subscription_id: str, queue: asyncio.Queue[_Job]) -> None:
         while True:
             job = await queue.get()
-            sub = next((s for s in self.subscriptions() if s.id == subscription_id), None)
+            sub = self.find(subscription_id)
             if sub is not None and isinstance(sub.channel, WebhookChannel):
                 try:
                     await self.deliver(sub, job.transition)
@@ -183,13 +199,15 @@ class Notifier:
             if attempt < sub.channel.max_attempts:
                 self.outcomes.labels(outcome="retried").inc()
                 await self.sleep(self.policy.delay(attempt, last.retry_after, self.rng))
+        # Whoever may read topics reads the dead letters: the URL's path and query, which may
+        # hold the receiver's credential (Slack's do), stay out of them.
         await self.dead_letter(
             {
                 "subscription": sub.id,
                 "idempotency_key": transition["idempotency_key"],
-                "url": sub.channel.url,
+                "url": redact_url(sub.channel.url),
                 "last_status": last.status,
-                "last_error": last.error,
+                "last_error": _without_url(last.error, sub.channel.url),
                 "transition": transition,
             }
         )

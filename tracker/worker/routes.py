@@ -12,12 +12,12 @@ from aiohttp import web as aioweb
 from faust.web import Request, Response, View
 from pydantic import ValidationError
 
-from tracker.core.decode import field_errors
+from tracker.core.decode import field_errors, parse_json
 from tracker.core.matchers import parse_matchers
 from tracker.core.signals import Signal
-from tracker.core.subscriptions import Subscription, WebhookChannel
-from tracker.errors import InfrastructureError, WebhookTargetRefused
-from tracker.security import TokenSet, check_webhook_url
+from tracker.core.subscriptions import Subscription, WebhookChannel, capacity_refusal
+from tracker.errors import InfrastructureError, InputFormatError, WebhookTargetRefused
+from tracker.security import TokenSet, bearer_token, check_webhook_url
 from tracker.worker.api import Ingestion, TooLarge, ingest_body, read_limited, signals_document
 from tracker.worker.http_guard import SMALL_BODY_LIMIT, HttpGuard
 from tracker.worker.notifications import Feed, Notifications
@@ -100,18 +100,20 @@ def install_routes(app: faust.App, worker: Worker, ingestion: Ingestion, notific
     @app.page("/v1/subscriptions")
     class Subscriptions(View):
         async def get(self, request: Request) -> Response:
-            """List subscriptions (secrets redacted)."""
-            return self.json({"subscriptions": [sub.public() for sub in notifications.subscriptions()]})
+            """List subscriptions (secrets redacted; webhook URLs too, unless the reader may write)."""
+            full_url = _may_write(guard.tokens, request)
+            return self.json({"subscriptions": [sub.public(full_url) for sub in notifications.subscriptions()]})
 
         async def post(self, request: Request) -> Response:
             """Create or replace a subscription; errors name the field."""
             try:
                 body = await read_limited(_raw(request).content, SMALL_BODY_LIMIT)
-                data = json.loads(body)
+                # Strict JSON with bounded nesting: 30,000 nested arrays were a RecursionError (500).
+                data = parse_json(body)
             except TooLarge as exc:
                 return self.json({"error": str(exc)}, status=413)
-            except ValueError as exc:
-                return self.json({"error": f"not JSON: {exc}"}, status=400)
+            except InputFormatError as exc:
+                return self.json({"error": str(exc)}, status=400)
             if not isinstance(data, dict):
                 return self.json({"errors": [{"path": "", "reason": "expected a JSON object"}]}, status=422)
             data.setdefault("id", f"sub-{uuid.uuid4().hex[:12]}")
@@ -120,6 +122,15 @@ def install_routes(app: faust.App, worker: Worker, ingestion: Ingestion, notific
             except ValidationError as exc:
                 errors = field_errors(exc, frozenset({"webhook", "sse"}))
                 return self.json({"errors": [{"path": e.path, "reason": e.reason} for e in errors]}, status=422)
+            # Checked against this worker's registry: creations racing on other workers may pass a cap by a few.
+            full = capacity_refusal(
+                notifications.subscriptions(),
+                subscription,
+                settings.max_subscriptions_per_owner,
+                settings.max_subscriptions,
+            )
+            if full is not None:
+                return self.json({"errors": [{"path": full.path, "reason": full.reason}]}, status=409)
             if isinstance(subscription.channel, WebhookChannel):
                 try:
                     await check_webhook_url(subscription.channel.url, policy)
@@ -130,16 +141,17 @@ def install_routes(app: faust.App, worker: Worker, ingestion: Ingestion, notific
                 await notifications.save(subscription)
             except (InfrastructureError, TimeoutError) as exc:
                 return self.json({"error": f"subscription not stored: {exc}"}, status=503)
-            return self.json(subscription.public(), status=200 if existed else 201)
+            # The guard let this write through: the writer sees what it wrote.
+            return self.json(subscription.public(full_url=True), status=200 if existed else 201)
 
     @app.page("/v1/subscriptions/{subscription_id}")
     class OneSubscription(View):
         async def get(self, request: Request, subscription_id: str) -> Response:
-            """Return one subscription (secret redacted)."""
+            """Return one subscription (secret redacted; webhook URL too, unless the reader may write)."""
             found = notifications.get(subscription_id)
             if found is None:
                 return self.json({"error": f"no subscription {subscription_id!r}"}, status=404)
-            return self.json(found.public())
+            return self.json(found.public(_may_write(guard.tokens, request)))
 
         async def delete(self, request: Request, subscription_id: str) -> Response:
             """Delete a subscription."""
@@ -199,6 +211,14 @@ async def _stream(response: aioweb.StreamResponse, queue: Feed, settings: Settin
         data = json.dumps(transition, sort_keys=True)
         await write(f"id: {transition['idempotency_key']}\nevent: {transition['status']}\ndata: {data}\n\n".encode())
         last_sent = loop.time()
+
+
+def _may_write(tokens: TokenSet, request: Request) -> bool:
+    """Return whether the request could write: no token is configured, or it carries an accepted one."""
+    if not tokens.enabled:
+        return True
+    token = bearer_token(_raw(request).headers.get("Authorization"))
+    return token is not None and tokens.accepts(token)
 
 
 def _raw(request: Request) -> aioweb.Request:
