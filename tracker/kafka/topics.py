@@ -8,13 +8,23 @@ from typing import Any
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
-from aiokafka.errors import KafkaError, TopicAlreadyExistsError
+from aiokafka.errors import (
+    CorruptRecordException,
+    InvalidTimestampError,
+    KafkaError,
+    MessageSizeTooLargeError,
+    PolicyViolationError,
+    RecordListTooLargeError,
+    RecordTooLargeError,
+    TopicAlreadyExistsError,
+    UnsupportedForMessageFormatError,
+)
 
 from tracker.errors import InfrastructureError
 from tracker.kafka.client_config import client_options
 from tracker.settings import Settings
 
-__all__ = ["MAX_TABLE_VALUE_BYTES", "ensure_topics"]
+__all__ = ["MAX_TABLE_VALUE_BYTES", "ensure_topics", "refused_for_good"]
 
 
 async def _described(admin: AIOKafkaAdminClient, names: list[str]) -> list[dict[str, Any]]:
@@ -38,6 +48,25 @@ CHANGELOG_SEGMENT_MS = 60_000
 #: Largest table value (one changelog record) the changelogs accept, above the broker's 1 MB
 #: default: every fact of a series, or every alert of a fold group, is one value.
 MAX_TABLE_VALUE_BYTES = 16 * 1024 * 1024
+
+
+#: Errors with which a record is refused whatever the number of attempts: too large for the
+#: topic or the client, or against the topic's rules. Sending it again would stall the fold.
+REFUSED_FOR_GOOD = (
+    MessageSizeTooLargeError,
+    RecordTooLargeError,
+    RecordListTooLargeError,
+    CorruptRecordException,
+    InvalidTimestampError,
+    PolicyViolationError,
+    UnsupportedForMessageFormatError,
+)
+
+
+def refused_for_good(exc: BaseException) -> KafkaError | None:
+    """Return the client's error if ``exc`` refuses a record for good (Faust wraps it as the cause)."""
+    cause = exc if isinstance(exc, REFUSED_FOR_GOOD) else exc.__cause__
+    return cause if isinstance(cause, REFUSED_FOR_GOOD) else None
 
 
 def _configs(name: str, settings: Settings) -> dict[str, str]:

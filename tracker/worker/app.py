@@ -32,7 +32,7 @@ from tracker.kafka.committing import CommittingConsumer
 from tracker.kafka.lag import LagProbe
 from tracker.kafka.partitioning import partition_for, partitioner
 from tracker.kafka.publisher import Publisher
-from tracker.kafka.topics import MAX_TABLE_VALUE_BYTES
+from tracker.kafka.topics import MAX_TABLE_VALUE_BYTES, refused_for_good
 from tracker.rules_file import build_router, load_rules
 from tracker.settings import Settings
 from tracker.worker.alerting import Alerting
@@ -199,10 +199,35 @@ def build_worker(settings: Settings) -> Worker:
         return await target.send(key=key, value=value, partition=partition, headers=headers)
 
     async def send_transitions(records: list[tuple[bytes, bytes]]) -> None:
-        # Wait for the broker's ack: the groups table is written only after it.
-        pending = [await alerts_topic.send(key=key, value=value) for key, value in records]
-        for future in pending:
-            await future
+        # Wait for the broker's ack: the groups table is written only after it. A transition the
+        # broker refuses for good is dead-lettered: retrying it would stall the fold for good.
+        pending = []
+        for key, value in records:
+            try:
+                pending.append((key, value, await alerts_topic.send(key=key, value=value)))
+            except Exception as exc:  # refused by the client before it was queued
+                await dead_letter_refused(settings.alerts_topic, key, len(value), exc)
+        for key, value, future in pending:
+            try:
+                await future
+            except Exception as exc:  # refused by the broker
+                await dead_letter_refused(settings.alerts_topic, key, len(value), exc)
+
+    async def dead_letter_refused(topic: str, key: bytes, size: int, exc: Exception) -> None:
+        refusal = refused_for_good(exc)
+        if refusal is None:
+            raise exc
+        # The record itself cannot be written anywhere: the letter says what it was and why.
+        letter = {
+            "reason": "refused_by_broker",
+            "error": type(refusal).__name__,
+            "topic": topic,
+            "key": key.decode("utf-8", errors="replace")[:1000],
+            "bytes": size,
+        }
+        logger.error("%s refused a record of %d bytes (key %.200r): %s", topic, size, key, letter["error"])
+        metrics.rejected.labels(reason="refused_by_broker").inc()
+        await (await dead_letters.send(key=f"refused:{topic}".encode(), value=json.dumps(letter).encode()))
 
     alerting = Alerting(rules, router, series.store, groups, index.group, send_transitions, metrics)
     folder = BatchFolder(
