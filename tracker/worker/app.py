@@ -55,6 +55,10 @@ logger = logging.getLogger(__name__)
 PRODUCER_LINGER_SECONDS = 0.01
 PRODUCER_MAX_BATCH_BYTES = 512 * 1024
 
+#: Changelog records a standby buffers before applying them (Faust's default is 1,000 per
+#: partition): what a standby holds unapplied is what a takeover still has to apply.
+STANDBY_BUFFER_RECORDS = 50
+
 
 class RecordedTable(faust.Table):  # type: ignore[type-arg]
     """A Faust table that counts the changelog records its recovery (active or standby) applies."""
@@ -173,6 +177,7 @@ def build_worker(settings: Settings) -> Worker:
             default=None,
             partitions=settings.partitions,
             use_partitioner=True,
+            standby_buffer_size=STANDBY_BUFFER_RECORDS,
             # Keys and values are written as JSON; partition_for hashes a key's text inside its quotes.
             key_type=str,
         )
