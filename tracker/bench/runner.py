@@ -445,6 +445,7 @@ def run_bench(base: Settings, options: BenchOptions, out: Path | None) -> Report
         seconds = _recovery(settings, workdir / "recovery", series_keys, signal_count)
         figures["recovery: tables rebuilt from changelogs (s)"] = seconds
         figures["recovery: state restored (records in the log)"] = total
+        figures["restart on its kept RocksDB data dir: to folding again (s)"] = _restart(settings, signal_count)
 
     for size in options.memory_sizes:
         peak, recovery = _memory_at(base, size, options, workdir)
@@ -476,6 +477,29 @@ def _memory_at(base: Settings, size: int, options: BenchOptions, workdir: Path) 
     finally:
         worker.stop()
     return peak, _recovery(settings, workdir / f"{tag}-recovery", series_keys, signal_count)
+
+
+def _restart(settings: Settings, signal_count: int) -> float:
+    """Start a worker again on the data dir the fold left; return the seconds until it folds again.
+
+    Folding again means it owns every partition and Faust has finished reading the
+    changelogs (only what the RocksDB files did not hold yet).
+    """
+    started = time.perf_counter()
+    worker = _start_worker(settings, settings.data_dir.with_suffix(".restart.log"))
+    try:
+
+        def folding() -> bool:
+            progress = _progress(worker)
+            return len(progress["partitions"]) == settings.partitions and not progress["recovering"]
+
+        wait_until("the restarted worker to fold", folding, 600, 0.1)
+        seconds = time.perf_counter() - started
+        if _signal_count(worker) != signal_count:
+            raise TrackerError("the restarted worker serves a different number of signals than before")
+        return seconds
+    finally:
+        worker.stop()
 
 
 def _recovery(settings: Settings, data_dir: Path, series_keys: int, signal_count: int) -> float:
