@@ -119,9 +119,10 @@ def subscribe(worker: RunningWorker, receiver: Receiver, owner: str) -> None:
 
 
 def publish_round(worker: RunningWorker, round_number: int) -> None:
-    """Publish the seed (again: its ids make the second round duplicates) and one record that is not JSON."""
-    published = run_cli(worker.settings, "publish", str(SEED))
-    assert published.returncode == 0, published.stderr
+    """Publish the seed and the demo's exchange rates (duplicates the second time), and a record that is not JSON."""
+    for path in (SEED, SEED.parent / "fx-rates.jsonl"):
+        published = run_cli(worker.settings, "publish", str(path))
+        assert published.returncode == 0, published.stderr
     produce_raw(worker.settings, worker.settings.events_topic, [Raw(b"{this is not JSON", key=b"monitoring-test")])
     rejected = sample("tracker_events_rejected_total", reason="invalid_json")
     wait_for_sample(worker.url, rejected, lambda v: v >= round_number)

@@ -196,8 +196,9 @@ def _peers() -> Section:
                 "Peer ratios",
                 "Entity's latest figure divided by its peer's, for the configured peer pairs; above 1 it leads.",
                 Query(
-                    f"max by (entity, peer, metric) (market_peer_ratio{{{ENTITY_METRIC}}})",
-                    "{{entity}} / {{peer}} {{metric}}",
+                    # An investment ratio names the periods it compares (per-year dollars of each).
+                    f"max by (entity, peer, metric, period, peer_period) (market_peer_ratio{{{ENTITY_METRIC}}})",
+                    "{{entity}} / {{peer}} {{metric}} {{period}} {{peer_period}}",
                 ),
                 width=8,
             ),
