@@ -4,6 +4,12 @@ Alert transitions are handed to delivery queues and finish in any order; the
 group's committed offset stops at the first record still in flight, so a
 crash re-reads exactly what was not finished (the delivery ledger drops what a
 re-read sends twice).
+
+A Faust agent cannot give this: it commits the offsets of what it has taken from
+its stream (``take_events`` acks a batch when the next one is asked for), not of
+what has finished later in other tasks, and an agent that waited for the
+registries lost the records fetched meanwhile (Faust clears its queues when it
+resumes after recovery).
 """
 
 from __future__ import annotations
