@@ -218,10 +218,18 @@ def test_a_single_line_that_is_not_an_object_is_one_refused_record() -> None:
     ]
 
 
-def test_a_single_broken_object_is_one_refused_record() -> None:
-    records = list(split_records('{"type": "usage.reported",'))
+def test_a_single_broken_object_is_a_body_that_cannot_be_read() -> None:
+    # One document: the body as a whole does not parse (HTTP 400), as the README promises.
+    with pytest.raises(InputFormatError) as refused:
+        list(split_records('{"type": "usage.reported",'))
 
-    assert len(records) == 1
+    assert str(refused.value).startswith("not JSON: ")
+
+
+def test_a_broken_line_among_json_lines_is_one_refused_record() -> None:
+    records = list(split_records('{"type": "usage.reported",\n{"type": "usage.reported"}'))
+
+    assert len(records) == 2
     assert records[0].event is None
     assert records[0].errors[0].reason.startswith("not JSON: ")
 

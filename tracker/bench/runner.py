@@ -436,13 +436,12 @@ def run_bench(base: Settings, options: BenchOptions, out: Path | None) -> Report
             figures[f"latency p99 at {options.latency_rate:.0f}/s (ms)"] = _percentile(latencies, 0.99) * 1000
             figures["latency probes"] = len(latencies)
             # What a restarted worker must serve again, after the HTTP and latency stages added theirs.
-            series_keys = _progress(worker)["series_keys"]
             signal_count = _signal_count(worker)
     finally:
         worker.stop()
 
     if not options.quick:
-        seconds = _recovery(settings, workdir / "recovery", series_keys, signal_count)
+        seconds = _recovery(settings, workdir / "recovery", signal_count)
         figures["recovery: tables rebuilt from changelogs (s)"] = seconds
         figures["recovery: state restored (records in the log)"] = total
         figures["restart on its kept RocksDB data dir: to folding again (s)"] = _restart(settings, signal_count)
@@ -473,55 +472,42 @@ def _memory_at(base: Settings, size: int, options: BenchOptions, workdir: Path) 
     worker, _, _ = _fold(settings, total, workdir / f"{tag}.log")
     try:
         peak = worker.peak_rss_mb()
-        series_keys, signal_count = _progress(worker)["series_keys"], _signal_count(worker)
+        signal_count = _signal_count(worker)
     finally:
         worker.stop()
-    return peak, _recovery(settings, workdir / f"{tag}-recovery", series_keys, signal_count)
+    return peak, _recovery(settings, workdir / f"{tag}-recovery", signal_count)
 
 
 def _restart(settings: Settings, signal_count: int) -> float:
-    """Start a worker again on the data dir the fold left; return the seconds until it folds again.
+    """Start a worker again on the data dir the fold left; return the seconds until it folds again."""
+    return _time_to_folding(settings, settings.data_dir.with_suffix(".restart.log"), signal_count)
 
-    Folding again means it owns every partition and Faust has finished reading the
-    changelogs (only what the RocksDB files did not hold yet).
+
+def _recovery(settings: Settings, data_dir: Path, signal_count: int) -> float:
+    """Start a worker with empty local state; return the seconds until its tables are rebuilt."""
+    return _time_to_folding(
+        settings.model_copy(update={"data_dir": data_dir}), data_dir.with_suffix(".log"), signal_count
+    )
+
+
+def _time_to_folding(settings: Settings, log: Path, signal_count: int) -> float:
+    """Start a worker; return the seconds until it owns every partition and Faust has read the changelogs.
+
+    /healthz says so cheaply (polling /v1/signals, which derives every signal per
+    call, slowed the recovery it measured). The signal count is checked after.
     """
     started = time.perf_counter()
-    worker = _start_worker(settings, settings.data_dir.with_suffix(".restart.log"))
+    worker = _start_worker(settings, log)
     try:
 
         def folding() -> bool:
             progress = _progress(worker)
             return len(progress["partitions"]) == settings.partitions and not progress["recovering"]
 
-        wait_until("the restarted worker to fold", folding, 600, 0.1)
+        wait_until("the worker to fold", folding, 600, 0.1)
         seconds = time.perf_counter() - started
         if _signal_count(worker) != signal_count:
-            raise TrackerError("the restarted worker serves a different number of signals than before")
-        return seconds
-    finally:
-        worker.stop()
-
-
-def _recovery(settings: Settings, data_dir: Path, series_keys: int, signal_count: int) -> float:
-    """Start a worker with empty local state; return the seconds until its tables are rebuilt.
-
-    Rebuilt means the series table holds every key again and Faust has finished reading
-    the changelogs: /healthz says so cheaply (polling /v1/signals, which derives every
-    signal per call, slowed the recovery it measured). The signal count is checked after.
-    """
-    restarted = settings.model_copy(update={"data_dir": data_dir})
-    started = time.perf_counter()
-    worker = _start_worker(restarted, data_dir.with_suffix(".log"))
-    try:
-
-        def rebuilt() -> bool:
-            progress = _progress(worker)
-            return progress.get("series_keys", 0) >= series_keys and not progress.get("recovering", True)
-
-        wait_until("recovery", rebuilt, 600, 0.2)
-        seconds = time.perf_counter() - started
-        if _signal_count(worker) != signal_count:
-            raise TrackerError("the recovered worker serves a different number of signals than before")
+            raise TrackerError("the worker serves a different number of signals than before it was restarted")
         return seconds
     finally:
         worker.stop()

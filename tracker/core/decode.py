@@ -172,7 +172,8 @@ def split_records(text: str | bytes, max_records: int | None = None) -> Iterator
         try:
             data = parse_json(text)
         except InputFormatError:
-            pass
+            if "\n" not in text.strip():
+                raise  # one document that does not parse: the body as a whole, not a record, is refused
         else:
             yield _record(1, data)
             return
