@@ -89,7 +89,7 @@ class Worker:
 
     def owned_partitions(self) -> set[int]:
         """Return the events-topic partitions this worker folds now (active, and recovered)."""
-        if self.app.tables.recovery.in_recovery:  # type: ignore[attr-defined]
+        if _settling(self.app):
             return set()
         actives = self.app.assignor.assigned_actives()
         return {tp.partition for tp in actives if tp.topic == self.settings.events_topic}
@@ -114,6 +114,15 @@ class Worker:
         owned = _owned(self.groups, self.owned_partitions(), self.settings.partitions)
         entries = [entry for group in owned.values() for entry in group["alerts"].values()]
         return sorted(entries, key=lambda entry: (entry["alert"]["rule"], entry["alert"]["fingerprint"]))
+
+
+def _settling(app: faust.App) -> bool:
+    """Return whether a rebalance is under way or its tables are being recovered.
+
+    Recovery starts a moment after the assignment arrives; between the two, only
+    ``rebalancing`` says the tables are not complete yet.
+    """
+    return bool(app.rebalancing or app.tables.recovery.in_recovery)  # type: ignore[attr-defined]
 
 
 def _owned(table: Mapping[str, Any], owned: set[int], partitions: int) -> dict[str, Any]:
@@ -272,7 +281,7 @@ def build_worker(settings: Settings) -> Worker:
         # Whether Faust is still reading the changelogs: cheap to ask, unlike deriving every
         # signal or counting the store's keys (a scan of RocksDB: half the worker's CPU when
         # the benchmark polled /healthz).
-        "recovering": bool(app.tables.recovery.in_recovery),  # type: ignore[attr-defined]
+        "recovering": _settling(app),
     }
 
     notification_dlq = app.topic(settings.notifications_dead_letter_topic)
