@@ -29,7 +29,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import SEED, RunningWorker, run_cli
+from tests.conftest import SEED, run_cli
 from tests.integration.helpers import post, sample, scrape, wait_for_sample
 from tests.integration.kafka_helpers import read_topic
 from tests.integration.receivers import Received, Receiver
@@ -68,25 +68,6 @@ def receiver_factory() -> Iterator[Callable[..., Receiver]]:
     yield make
     for receiver in made:
         receiver.stop()
-
-
-@pytest.fixture
-def start_worker(worker_factory: Callable[..., RunningWorker]) -> Iterator[Callable[[Settings], RunningWorker]]:
-    """Start workers that also read subscriptions, the ledger and the alert feed before returning.
-
-    Each worker's log tail is printed at teardown: pytest shows it when the test failed.
-    """
-    started: list[RunningWorker] = []
-
-    def start(settings: Settings) -> RunningWorker:
-        worker = worker_factory(settings)
-        started.append(worker)
-        wait_until("the worker's notifications", lambda: worker.health()["notifications_ready"], timeout=60)
-        return worker
-
-    yield start
-    for worker in started:
-        print(f"--- {worker.log} (exit {worker.process.poll()})\n{worker.log.read_text()[-4000:]}")
 
 
 def subscribe(settings: Settings, receiver: Receiver, *options: str) -> str:

@@ -11,16 +11,13 @@ from __future__ import annotations
 import json
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 
-from tests.conftest import SEED, RunningWorker
+from tests.conftest import SEED
 from tests.integration.kafka_helpers import read_topic
 from tests.integration.receivers import Receiver
-from tracker.demo import wait_until
-from tracker.settings import Settings
 
 pytestmark = pytest.mark.integration
 
@@ -54,29 +51,6 @@ def webhook(url: str, owner: str = "desk", **fields: Any) -> bytes:
 def sse(owner: str, **fields: Any) -> bytes:
     """Return a live-feed subscription body."""
     return json.dumps({"owner": owner, "channel": {"type": "sse"}, **fields}).encode()
-
-
-@pytest.fixture
-def start_worker(worker_factory: Callable[..., RunningWorker]) -> Iterator[Callable[[Settings], RunningWorker]]:
-    """Start workers whose subscription registry is read; print each log tail at teardown."""
-    started: list[RunningWorker] = []
-
-    def start(settings: Settings) -> RunningWorker:
-        worker = worker_factory(settings)
-        started.append(worker)
-        wait_until("the worker's notifications", lambda: worker.health()["notifications_ready"], timeout=60)
-        return worker
-
-    yield start
-    for worker in started:
-        print(f"--- {worker.log} (exit {worker.process.poll()})\n{worker.log.read_text()[-4000:]}")
-
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    """A webhook receiver on 127.0.0.1."""
-    with Receiver() as up:
-        yield up
 
 
 def test_hostile_subscriptions_are_refused_and_webhook_urls_stay_with_writers(

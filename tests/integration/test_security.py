@@ -13,19 +13,17 @@ import socket
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 from pydantic import SecretStr
 
-from tests.conftest import SEED, RunningWorker, run_cli
+from tests.conftest import SEED, run_cli
 from tests.integration.helpers import sample, scrape, wait_for_sample
 from tests.integration.kafka_helpers import Raw, produce_raw, read_topic
 from tests.integration.receivers import Receiver
 from tracker.core.subscriptions import Subscription
 from tracker.demo import wait_until
-from tracker.settings import Settings
 
 pytestmark = pytest.mark.integration
 
@@ -76,29 +74,6 @@ def raw_exchange(port: int, head: bytes, then_wait: float) -> tuple[bytes, float
                 break
             answer += chunk
     return answer, time.monotonic() - started
-
-
-@pytest.fixture
-def start_worker(worker_factory: Callable[..., RunningWorker]) -> Iterator[Callable[[Settings], RunningWorker]]:
-    """Start workers whose subscription registry is read; print each log tail at teardown."""
-    started: list[RunningWorker] = []
-
-    def start(settings: Settings) -> RunningWorker:
-        worker = worker_factory(settings)
-        started.append(worker)
-        wait_until("the worker's notifications", lambda: worker.health()["notifications_ready"], timeout=60)
-        return worker
-
-    yield start
-    for worker in started:
-        print(f"--- {worker.log} (exit {worker.process.poll()})\n{worker.log.read_text()[-4000:]}")
-
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    """A webhook receiver on 127.0.0.1."""
-    with Receiver() as up:
-        yield up
 
 
 def test_writes_need_a_token_and_no_secret_shows_in_logs_responses_or_metrics(
