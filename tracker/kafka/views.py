@@ -8,9 +8,11 @@ Why not a Faust ``GlobalTable``: subscriptions are written by HTTP handlers
 and delivery marks by delivery tasks, outside any stream iteration, and the
 worker's tables live in RocksDB, whose Faust store files a write under the
 partition of the current event and asserts there is one
-(``faust/stores/rocksdb.py`` ``_set``; robinhood/faust#478). A global table on
-the memory store would not have that problem and is the natural next step; it
-was not done in the round that moved the fold onto Faust (issue 15).
+(``faust/stores/rocksdb.py`` ``_set``; robinhood/faust#478); a table written
+outside stream iteration also needs ``use_partitioner=True``
+(``faust/tables/base.py`` ``partition_for_key``). A global table on the memory
+store with the partitioner may do; it was not tried in the round that moved the
+fold onto Faust (issue 15).
 """
 
 from __future__ import annotations

@@ -379,7 +379,7 @@ def _workers() -> Section:
             ),
             _timeseries(
                 "Records read by the fold per second, by topic",
-                "Events read by the fold, and changelog records read while it rebuilds its tables.",
+                "Events read by the fold, and changelog records applied to its tables (recovery, standbys).",
                 Query(f"sum by (topic) (rate(tracker_records_read_total{{{WORKERS}}}[{RATE}]))", "{{topic}}"),
                 unit="ops",
             ),

@@ -1,1 +1,1 @@
-"""The worker: the fold loop, the HTTP API (on Faust's web server) and the Prometheus collector around the core."""
+"""The worker: the Faust fold agent and its tables, the HTTP API and the Prometheus collector around the core."""

@@ -10,9 +10,12 @@ to the alerts topic through Faust. ``build_worker`` makes everything from a
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import json
 import logging
+import os
+import signal
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -55,9 +58,12 @@ logger = logging.getLogger(__name__)
 PRODUCER_LINGER_SECONDS = 0.01
 PRODUCER_MAX_BATCH_BYTES = 512 * 1024
 
-#: Changelog records a standby buffers before applying them (Faust's default is 1,000 per
-#: partition): what a standby holds unapplied is what a takeover still has to apply.
+#: Changelog records a standby buffers per table before applying them (Faust's default is
+#: 1,000): what it still holds is applied when a rebalance starts, as part of the takeover.
 STANDBY_BUFFER_RECORDS = 50
+
+#: Pause between two attempts to send alert transitions while the broker does not take them.
+SEND_RETRY_SECONDS = 1.0
 
 
 class RecordedTable(faust.Table):  # type: ignore[type-arg]
@@ -215,17 +221,31 @@ def build_worker(settings: Settings) -> Worker:
     async def send_transitions(records: list[tuple[bytes, bytes]]) -> None:
         # Wait for the broker's ack: the groups table is written only after it. A transition the
         # broker refuses for good is dead-lettered: retrying it would stall the fold for good.
-        pending = []
-        for key, value in records:
-            try:
-                pending.append((key, value, await alerts_topic.send(key=key, value=value)))
-            except Exception as exc:  # refused by the client before it was queued
-                await dead_letter_refused(settings.alerts_topic, key, len(value), exc)
-        for key, value, future in pending:
-            try:
-                await future
-            except Exception as exc:  # refused by the broker
-                await dead_letter_refused(settings.alerts_topic, key, len(value), exc)
+        # Any other failure (the broker away) is retried: a transition carries its idempotency key.
+        unsent = list(records)
+        while unsent:
+            pending: list[tuple[bytes, bytes, Any]] = []
+            failed: list[tuple[bytes, bytes]] = []
+            for key, value in unsent:
+                try:
+                    pending.append((key, value, await alerts_topic.send(key=key, value=value)))
+                except Exception as exc:  # refused by the client before it was queued
+                    await dead_letter_or_retry(key, value, exc, failed)
+            for key, value, future in pending:
+                try:
+                    await future
+                except Exception as exc:  # refused by the broker
+                    await dead_letter_or_retry(key, value, exc, failed)
+            if failed:
+                logger.warning("cannot send %d transitions to %s, retrying", len(failed), settings.alerts_topic)
+                await asyncio.sleep(SEND_RETRY_SECONDS)
+            unsent = failed
+
+    async def dead_letter_or_retry(key: bytes, value: bytes, exc: Exception, retry: list[tuple[bytes, bytes]]) -> None:
+        if refused_for_good(exc) is None:
+            retry.append((key, value))
+        else:
+            await dead_letter_refused(settings.alerts_topic, key, len(value), exc)
 
     async def dead_letter_refused(topic: str, key: bytes, size: int, exc: Exception) -> None:
         refusal = refused_for_good(exc)
@@ -270,7 +290,15 @@ def build_worker(settings: Settings) -> Worker:
         async for events in stream.take_events(settings.batch_size, within=settings.batch_within_seconds):
             series.hold(events)
             groups.hold(events)
-            await folder.fold([_incoming(event) for event in events])
+            try:
+                await folder.fold([_incoming(event) for event in events])
+            except Exception:
+                # Faust's default supervisor would restart the agent, and the batch's events would
+                # be acked and committed unfolded. Stop hard instead: nothing past the last commit
+                # is committed, and the restarted worker folds the batch again.
+                logger.critical("the fold failed; stopping the worker before its offsets move", exc_info=True)
+                os.kill(os.getpid(), signal.SIGKILL)
+                raise
             metrics.records_read.labels(topic=settings.events_topic).inc(len(events))
 
     app.agent(events_topic, name="fold")(fold)

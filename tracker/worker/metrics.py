@@ -84,7 +84,7 @@ class PipelineMetrics:
             ),
             records_read=Counter(
                 "tracker_records_read",
-                "Records the fold read, by topic: events, and changelog records while rebuilding its tables.",
+                "Records read, by topic: events by the fold, changelog records applied to the tables.",
                 ["topic"],
                 registry=registry,
             ),
