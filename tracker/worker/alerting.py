@@ -212,8 +212,8 @@ class Alerting:
             changed = None if whole else new_keys.get(fold_key, set())
             evaluated = evaluate_units(self.rules, self.router, state, changed)
             # Evaluated whole, a group also clears the entries of parts no rule reads any more.
-            units = set(evaluated) | set(self._stored_units(fold_key)) if whole else set(evaluated)
             stored_units = self._stored_units(fold_key)
+            units = set(evaluated) | set(stored_units) if whole else set(evaluated)
             trail = _Trail(provenance)
             for unit in sorted(units):
                 buckets = stored_units.get(unit, set())

@@ -45,7 +45,14 @@ from tracker.worker.folding import BatchFolder, Incoming
 from tracker.worker.http_client import AiohttpSender
 from tracker.worker.http_guard import web_application_options
 from tracker.worker.index import TableIndex
-from tracker.worker.metrics import AlertCollector, LagCollector, PipelineMetrics, SignalCollector, TombstoneCollector
+from tracker.worker.metrics import (
+    AlertCollector,
+    LagCollector,
+    PipelineMetrics,
+    SignalCollector,
+    TombstoneCollector,
+    owned_state,
+)
 from tracker.worker.notifications import Notifications
 from tracker.worker.routes import install_routes
 
@@ -103,7 +110,9 @@ class Worker:
     def signals(self, entity: str | None = None) -> list[Signal]:
         """Derive the signals of the keys this worker owns (only ``entity``'s fold group if given)."""
         if entity is None:
-            return derive_signals(self.router, _owned(self.table, self.owned_partitions(), self.settings.partitions))
+            return derive_signals(
+                self.router, owned_state(self.table, self.owned_partitions(), self.settings.partitions)
+            )
         fold_key = self.router.fold_key(entity)
         if partition_for(fold_key, self.settings.partitions) not in self.owned_partitions():
             return []
@@ -117,7 +126,7 @@ class Worker:
 
     def alerts(self) -> list[dict[str, Any]]:
         """Return the pending and firing alerts (with provenance) of the groups this worker owns."""
-        owned = _owned(self.groups, self.owned_partitions(), self.settings.partitions)
+        owned = owned_state(self.groups, self.owned_partitions(), self.settings.partitions)
         entries = [entry for group in owned.values() for entry in group["alerts"].values()]
         return sorted(entries, key=lambda entry: (entry["alert"]["rule"], entry["alert"]["fingerprint"]))
 
@@ -129,11 +138,6 @@ def _settling(app: faust.App) -> bool:
     ``rebalancing`` says the tables are not complete yet.
     """
     return bool(app.rebalancing or app.tables.recovery.in_recovery)  # type: ignore[attr-defined]
-
-
-def _owned(table: Mapping[str, Any], owned: set[int], partitions: int) -> dict[str, Any]:
-    # A store may hold standby partitions too (the memory store holds every partition it read).
-    return {key: value for key, value in list(table.items()) if partition_for(key, partitions) in owned}
 
 
 def build_worker(settings: Settings) -> Worker:

@@ -30,7 +30,7 @@ from tracker.worker.alerting import Alerting, Provenance
 from tracker.worker.index import TableIndex
 from tracker.worker.metrics import PipelineMetrics
 
-__all__ = ["RECORDS_PER_YIELD", "BatchFolder", "Incoming", "Send"]
+__all__ = ["BatchFolder", "Incoming", "Send"]
 
 #: Records folded (or table keys written) between two chances for the web server to answer:
 #: a batch of 20,000 records takes seconds, and ingestion and reads share the event loop.

@@ -114,8 +114,12 @@ class PipelineMetrics:
 
 
 def owned_state(table: Mapping[str, SeriesValue], owned: set[int], partitions: int) -> dict[str, SeriesValue]:
-    """Return the table entries whose keys live on the partitions in ``owned``."""
-    return {key: value for key, value in list(table.items()) if partition_for(key, partitions) in owned}
+    """Return the table entries whose keys live on the partitions in ``owned``.
+
+    Keys are filtered before values are read: a store may hold standby partitions too, and
+    reading a value decodes it.
+    """
+    return {key: table[key] for key in list(table) if partition_for(key, partitions) in owned}
 
 
 class SignalCollector(Collector):
