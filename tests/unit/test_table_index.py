@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 
+from tracker.core.fx import rates_key
 from tracker.kafka.partitioning import partition_for
 from tracker.worker.index import RECENT_LIMIT, TableIndex
 
@@ -63,3 +64,20 @@ def test_a_partition_not_indexed_yet_is_read_from_the_table_when_first_needed() 
     assert index.locate(home, "new") == ["acme/usage:acme:dau"]
     assert index.locate(home, "old") == ["acme/usage:acme:dau"]
     assert all(index.locate(p, "old") == [] for p in range(PARTITIONS) if p != home)
+
+
+def test_a_group_reads_the_exchange_rates_its_partition_holds_and_no_other() -> None:
+    home = partition_for("acme", PARTITIONS)
+    stored, written = rates_key(home, "fx-stored"), rates_key(home, "fx-written")
+    elsewhere = rates_key((home + 1) % PARTITIONS, "fx-elsewhere")
+    table = {"acme/usage:acme:dau": series("a"), stored: series("fx-stored"), elsewhere: series("fx-elsewhere")}
+    index = TableIndex(table, PARTITIONS)
+
+    before = set(index.group("acme"))
+    index.add_rates(written)
+    table[written] = series("fx-written")
+
+    assert before == {"acme/usage:acme:dau", stored}
+    assert index.group("acme") == {"acme/usage:acme:dau", stored, written}
+    index.reset()
+    assert index.group("acme") == {"acme/usage:acme:dau", stored, written}

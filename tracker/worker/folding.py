@@ -154,6 +154,8 @@ class BatchFolder:
                 new_keys.setdefault(key.partition("/")[0], set()).add(key)
                 self.index.add_series(key, ())
                 fresh[key] = value
+            elif is_rates_key(key):
+                self.index.add_rates(key)
             self.table[key] = value
         for event_id, keys in batch.applied.items():
             for key in keys:
