@@ -40,7 +40,7 @@ from tracker.rules_file import build_router, load_rules
 from tracker.settings import Settings
 from tracker.worker.alerting import Alerting
 from tracker.worker.api import Ingestion
-from tracker.worker.faust_fixes import PartitionedWrites, hold_streams_until_seeked
+from tracker.worker.faust_fixes import hold_streams_until_seeked
 from tracker.worker.folding import BatchFolder, Incoming
 from tracker.worker.http_client import AiohttpSender
 from tracker.worker.http_guard import web_application_options
@@ -55,6 +55,7 @@ from tracker.worker.metrics import (
 )
 from tracker.worker.notifications import Notifications
 from tracker.worker.routes import install_routes
+from tracker.worker.tables import JsonTable, RecordedTable
 
 __all__ = ["Worker", "build_worker"]
 
@@ -71,19 +72,6 @@ STANDBY_BUFFER_RECORDS = 50
 
 #: Pause between two attempts to send alert transitions while the broker does not take them.
 SEND_RETRY_SECONDS = 1.0
-
-
-class RecordedTable(faust.Table):  # type: ignore[type-arg]
-    """A Faust table that counts the changelog records its recovery (active or standby) applies."""
-
-    records_read: Any = None  # the metric child to increment, set after construction
-
-    def apply_changelog_batch(self, batch: Any) -> None:
-        """Apply changelog records to the local store, counting them."""
-        events = list(batch)
-        if self.records_read is not None:
-            self.records_read.inc(len(events))
-        super().apply_changelog_batch(events)
 
 
 @dataclass
@@ -117,7 +105,7 @@ class Worker:
         if partition_for(fold_key, self.settings.partitions) not in self.owned_partitions():
             return []
         assert self.index is not None
-        state = {key: self.table[key] for key in self.index.group(fold_key) if self.table.get(key) is not None}
+        state = {key: value for key in self.index.group(fold_key) if (value := self.table.get(key)) is not None}
         return derive_signals(self.router, state)
 
     def tombstones(self) -> dict[int, int]:
@@ -197,18 +185,20 @@ def build_worker(settings: Settings) -> Worker:
             partitions=settings.partitions,
             use_partitioner=True,
             standby_buffer_size=STANDBY_BUFFER_RECORDS,
-            # Keys and values are written as JSON; partition_for hashes a key's text inside its quotes.
+            # Keys are written as JSON (partition_for hashes a key's text inside its quotes), values
+            # as JSON bytes that JsonTable encodes and decodes itself (tables.py says why).
             key_type=str,
+            value_type=bytes,
         )
         created.records_read = metrics.records_read.labels(topic=f"{settings.faust_app_id}-{name}-changelog")
         app.tables.add(created)
         return created
 
-    series = PartitionedWrites(table("series"), settings.partitions)
-    groups = PartitionedWrites(table("groups"), settings.partitions)
+    series = JsonTable(table("series"), settings.partitions)
+    groups = JsonTable(table("groups"), settings.partitions)
     lag = LagProbe(settings, settings.faust_app_id)
-    index = TableIndex(series.store, settings.partitions)
-    worker = Worker(app, settings, router, rules, series.store, groups.store, registry, progress=dict, index=index)
+    index = TableIndex(series, settings.partitions)
+    worker = Worker(app, settings, router, rules, series, groups, registry, progress=dict, index=index)
     registry.register(SignalCollector(router, worker.signals))
     registry.register(AlertCollector(worker.alerts))
     registry.register(LagCollector(settings.events_topic, lambda: lag.lag, worker.owned_partitions))
@@ -267,7 +257,7 @@ def build_worker(settings: Settings) -> Worker:
         metrics.rejected.labels(reason="refused_by_broker").inc()
         await (await dead_letters.send(key=f"refused:{topic}".encode(), value=json.dumps(letter).encode()))
 
-    alerting = Alerting(rules, router, series.store, groups, index.group, send_transitions, metrics)
+    alerting = Alerting(rules, router, series, groups, index.group, send_transitions, metrics)
     folder = BatchFolder(
         router,
         series,
@@ -278,7 +268,6 @@ def build_worker(settings: Settings) -> Worker:
         metrics,
         index,
         alerting,
-        reads=series.store,
     )
 
     @app.on_partitions_assigned.connect  # type: ignore[arg-type]
