@@ -55,7 +55,7 @@ from tracker.worker.metrics import (
 )
 from tracker.worker.notifications import Notifications
 from tracker.worker.routes import install_routes
-from tracker.worker.tables import JsonTable, RecordedTable
+from tracker.worker.tables import ROCKSDB_OPTIONS, JsonTable, RecordedTable
 
 __all__ = ["Worker", "build_worker"]
 
@@ -185,6 +185,7 @@ def build_worker(settings: Settings) -> Worker:
             partitions=settings.partitions,
             use_partitioner=True,
             standby_buffer_size=STANDBY_BUFFER_RECORDS,
+            options=ROCKSDB_OPTIONS if settings.store == "rocksdb" else None,
             # Keys are written as JSON (partition_for hashes a key's text inside its quotes), values
             # as JSON bytes that JsonTable encodes and decodes itself (tables.py says why).
             key_type=str,
