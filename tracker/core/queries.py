@@ -28,6 +28,7 @@ __all__ = [
     "FactQuery",
     "SignalQuery",
     "alert_query",
+    "as_of_query",
     "decode_cursor",
     "encode_cursor",
     "fact_query",
@@ -259,3 +260,8 @@ def alert_query(params: Iterable[tuple[str, str]]) -> AlertQuery:
     """Parse /v1/alerts query parameters."""
     found = _single(params, ("state", "as_of"))
     return AlertQuery(_choice(found, "state", ALERT_STATES), _as_of(found))
+
+
+def as_of_query(params: Iterable[tuple[str, str]]) -> str | None:
+    """Parse a query that takes only ``as_of`` (/v1/facts/{id})."""
+    return _as_of(_single(params, ("as_of",)))
