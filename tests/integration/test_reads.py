@@ -53,6 +53,8 @@ def test_history_of_tokens_per_day_and_what_was_known_in_mid_november(seeded: st
     history = get(seeded, "/v1/signals/history", **TOKENS)
     november = get(seeded, "/v1/signals/history", **TOKENS, as_of="2025-11-15")
     signals = get(seeded, "/v1/signals", name="market_usage", entity="ByteDance", as_of="2025-11-15")
+    now = wait_until("the seed's alerts", lambda: len(a := get(seeded, "/v1/alerts")["alerts"]) == 3 and a, timeout=30)
+    alerts_then = get(seeded, "/v1/alerts", as_of="2025-11-15")["alerts"]
 
     assert points(history) == [
         ("2025-10", 3.0e13, ["seed-08-bytedance-tokens-2025-10"]),
@@ -62,6 +64,15 @@ def test_history_of_tokens_per_day_and_what_was_known_in_mid_november(seeded: st
     assert signals["signals"] == [
         {"name": "market_usage", "labels": {"entity": "bytedance", "metric": "tokens_per_day"}, "value": 3.0e13}
     ]
+    assert sorted(a["rule"] for a in now) == [
+        "export-rule-change-china",
+        "peer-overtake-tokens",
+        "usage-growth-stalled",
+    ]
+    # On 15 November neither December's figures nor the export change were known: only doubao's stall.
+    assert [a["rule"] for a in alerts_then] == ["usage-growth-stalled"]
+    causes = {p["id"] for p in alerts_then[0]["provenance"]}
+    assert causes and causes <= {"seed-06-doubao-mau-2025-08", "seed-07-doubao-mau-2025-10"}
 
 
 def test_facts_list_the_seed_with_sources_filters_and_one_fact_with_what_it_feeds(seeded: str) -> None:
