@@ -8,7 +8,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from tracker.cli.common import EXIT_REJECTED, EXIT_UNAVAILABLE, failures, publish_events
+from tracker.cli import common
+from tracker.cli.common import EXIT_REJECTED, EXIT_UNAVAILABLE, failures
 from tracker.core.decode import Record, split_records
 from tracker.errors import InputFormatError
 from tracker.settings import Settings
@@ -90,7 +91,7 @@ def cmd_publish(settings: Settings, args: argparse.Namespace) -> int:
     if rejected and args.strict:
         print(f"--strict: {rejected} invalid record(s), nothing published", file=sys.stderr)
         return EXIT_REJECTED
-    receipts = publish_events(settings, valid)
+    receipts = common.publish_events(settings, valid)
     failed = failures(receipts)
     for error in failed:
         print(f"failed: {error}", file=sys.stderr)
