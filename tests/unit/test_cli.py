@@ -123,7 +123,7 @@ def test_signals_print_as_csv_or_as_the_api_json(worker: FakeWorker, capsys: pyt
 def test_a_refused_query_names_the_parameter_and_what_is_accepted(
     worker: FakeWorker, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    refusal = {"error": "unknown alert state 'bogus'", "parameter": "state", "accepted": ["pending", "firing"]}
+    refusal = {"error": "state: unknown alert state 'bogus'", "parameter": "state", "accepted": ["pending", "firing"]}
     worker.answer("GET", "/v1/alerts", (400, refusal))
 
     code = main(["alerts", "--state", "bogus"])

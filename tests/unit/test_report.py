@@ -204,6 +204,14 @@ def test_a_fact_row_says_what_the_fact_says_with_its_source_and_retraction() -> 
     assert lines[2].endswith("retracted by fix-1 (2025-12-30)")
 
 
+def test_a_fact_known_only_by_its_series_fields_still_gets_a_row() -> None:
+    legacy = {"type": "usage.reported", "id": "old-1", "occurred_on": "2025-08", "entity": "doubao", "source": None}
+
+    lines = render(facts_report({"facts": [legacy]}, "no facts"), "table").splitlines()
+
+    assert lines[1].split() == ["2025-08", "old-1", "usage.reported", "doubao"]
+
+
 def test_a_page_without_retracted_facts_has_no_retracted_column() -> None:
     header = render(facts_report({"facts": [FACT]}, "no facts"), "table").splitlines()[0]
 

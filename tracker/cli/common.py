@@ -70,8 +70,9 @@ def print_errors(status: int, document: dict[str, Any]) -> None:
     for error in document.get("errors", []) or []:
         print(f"{error.get('path') or '(body)'}: {error.get('reason')}", file=sys.stderr)
     if "error" in document:
-        parameter = document.get("parameter")
-        print(f"{parameter}: {document['error']}" if parameter else document["error"], file=sys.stderr)
+        parameter, error = document.get("parameter"), str(document["error"])
+        named = not parameter or error.startswith(f"{parameter}:")
+        print(error if named else f"{parameter}: {error}", file=sys.stderr)
         accepted = document.get("accepted")
         if accepted:
             listed = ", ".join(str(item) for item in accepted) if isinstance(accepted, list) else str(accepted)

@@ -70,6 +70,13 @@ def _subject(fact: Mapping[str, Any]) -> str:
 
 def fact_text(fact: Mapping[str, Any]) -> str:
     """Return what a fact says in one line: ``tokens_per_day 50 T tokens/day``, ``about 23 B USD for 2026``."""
+    try:
+        return _fact_text(fact)
+    except (KeyError, TypeError):
+        return ""  # a fact folded before the worker kept whole documents: only its series fields are known
+
+
+def _fact_text(fact: Mapping[str, Any]) -> str:
     kind = fact.get("type")
     if kind == "usage.reported":
         return f"{fact['metric']} {quantity_text(fact['value'])}"
@@ -109,7 +116,7 @@ def facts_report(document: Mapping[str, Any], empty: str) -> Report:
             _subject(f),
             fact_text(f),
             f.get("status", ""),
-            f.get("source", {}).get("name", ""),
+            (f.get("source") or {}).get("name", ""),
             _retracted(f),
         )
         for f in facts
@@ -123,8 +130,8 @@ def facts_report(document: Mapping[str, Any], empty: str) -> Report:
             _subject(f),
             fact_text(f),
             f.get("status"),
-            f.get("source", {}).get("name"),
-            f.get("source", {}).get("url"),
+            (f.get("source") or {}).get("name"),
+            (f.get("source") or {}).get("url"),
             (f.get("retracted_by") or {}).get("id"),
         )
         for f in facts
@@ -146,7 +153,7 @@ def facts_report(document: Mapping[str, Any], empty: str) -> Report:
 def fact_detail(document: Mapping[str, Any]) -> str:
     """Return ``GET /v1/facts/{id}`` as text: the fact, its source and quote, the signals and alerts it feeds."""
     fact = document["fact"]
-    source = fact.get("source", {})
+    source = fact.get("source") or {}
     lines = [
         f"{fact['id']}  ({fact['type']}, {fact.get('status', '')})",
         f"  fact:      {_subject(fact)} {fact_text(fact)}",
