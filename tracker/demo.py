@@ -23,7 +23,7 @@ from typing import Any
 from tracker.core.decode import split_records
 from tracker.core.events import Event
 from tracker.core.routing import series_of
-from tracker.demo_record import DemoRecord
+from tracker.demo_record import DEMO_RECORD, DemoRecord
 from tracker.errors import PublishError, TrackerError
 from tracker.kafka.lag import fold_lag
 from tracker.kafka.publisher import Publisher
@@ -176,7 +176,7 @@ def _command() -> str:
         return str(script)
 
 
-def _next_steps(base: str) -> str:
+def _next_steps(base: str, record: Path) -> str:
     tracker = _command()
     return f"""try next:
   {base}/                      the tracker's page in a browser
@@ -189,7 +189,7 @@ def _next_steps(base: str) -> str:
   {tracker} alerts
   curl '{base}/v1/facts?entity=bytedance'
   metrics for Prometheus: {base}/metrics
-These commands use the demo's topics and worker (recorded in .tracker/demo.json).
+These commands use the demo's topics and worker (recorded in {record}).
 The broker and the worker keep running; stop them with `make stop` (tracker demo --stop).
 Run `make demo` again with other TRACKER_* settings to restart the worker on the same facts."""
 
@@ -244,5 +244,5 @@ def run_demo(
     if alerts["alerts"]:
         print(render(alerts_report(alerts, ""), "table"))
     print()
-    print(_next_steps(base))
+    print(_next_steps(base, settings.data_dir / DEMO_RECORD))
     return 0

@@ -248,7 +248,7 @@ def test_alerts_are_listed_most_severe_first_with_their_summary() -> None:
     report = alerts_report(document, "no alerts")
     lines = render(report, "table").splitlines()
 
-    assert lines[0].split() == ["severity", "rule", "state", "since", "labels", "summary"]
+    assert lines[0].split() == ["severity", "rule", "state", "since", "summary", "labels"]
     assert lines[1].startswith("critical") and lines[2].startswith("warning")
     assert report.raw[1][-1] == "seed-06 seed-07"
 

@@ -175,6 +175,11 @@ def fact_detail(document: Mapping[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _own_labels(labels: Mapping[str, str]) -> dict[str, str]:
+    """Return an alert's labels but those its own columns show (alertname is the rule)."""
+    return {key: value for key, value in labels.items() if key not in ("alertname", "severity")}
+
+
 def alerts_report(document: Mapping[str, Any], empty: str) -> Report:
     """Return ``GET /v1/alerts`` as one row per alert, most severe first."""
     order = {"critical": 0, "warning": 1, "info": 2}
@@ -185,19 +190,19 @@ def alerts_report(document: Mapping[str, Any], empty: str) -> Report:
             a["rule"],
             a.get("state", ""),
             a.get("since", ""),
-            labels_text(a.get("labels", {})),
             a.get("annotations", {}).get("summary", ""),
+            labels_text(_own_labels(a.get("labels", {}))),
         )
         for a in alerts
     ]
     raw = [
-        (*row[:4], labels_text(a.get("labels", {}), ";"), a.get("value"), " ".join(a.get("cause_ids", [])))
+        (*row[:5], labels_text(a.get("labels", {}), ";"), a.get("value"), " ".join(a.get("cause_ids", [])))
         for row, a in zip(rows, alerts, strict=True)
     ]
     return Report(
-        headers=("severity", "rule", "state", "since", "labels", "summary"),
+        headers=("severity", "rule", "state", "since", "summary", "labels"),
         rows=rows,
-        raw_headers=("severity", "rule", "state", "since", "labels", "value", "facts"),
+        raw_headers=("severity", "rule", "state", "since", "summary", "labels", "value", "facts"),
         raw=raw,
         empty=empty,
         document=document,
