@@ -79,6 +79,7 @@ def test_no_number_prints_with_an_exponent(value: float) -> None:
         ("market_signal_observed_timestamp_seconds", {}, 1759276800.0, "2025-10-01"),
         ("market_fx_usd_per_unit", {"currency": "JPY"}, 0.00668137, "0.006681 USD/JPY"),
         ("market_events_trailing", {"window": "90d"}, 3.0, "3 facts"),
+        ("market_events_trailing", {"window": "90d"}, 1.0, "1 fact"),
     ],
 )
 def test_a_signal_reads_with_its_unit(name: str, labels: dict[str, str], value: float, text: str) -> None:

@@ -120,4 +120,6 @@ def signal_text(name: str, labels: Mapping[str, str], value: float) -> str:
         return _with_unit(_significant(value, 4), signal_unit(name, labels))
     if name == "market_peer_ratio":
         return _significant(value, 4)
+    if name == "market_events_trailing" and value == 1:
+        return "1 fact"
     return _with_unit(human_number(value), signal_unit(name, labels))
