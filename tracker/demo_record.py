@@ -58,6 +58,12 @@ class DemoRecord:
 
 
 def with_demo(settings: Settings) -> Settings:
-    """Return ``settings`` pointed at the demo (see ``DemoRecord.applied``), or unchanged without a demo."""
+    """Return ``settings`` pointed at the demo, unchanged without one or when another broker is set."""
     record = DemoRecord.read(settings.data_dir)
-    return settings if record is None else record.applied(settings)
+    if record is None:
+        return settings
+    applied = record.applied(settings)
+    # A broker set explicitly that is not the demo's: the demo's topics are not there, its record does not apply.
+    if (applied.kafka_bootstrap, applied.kafka_port) != (record.kafka_bootstrap, record.kafka_port):
+        return settings
+    return applied

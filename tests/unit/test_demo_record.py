@@ -33,6 +33,14 @@ def test_no_record_or_an_unreadable_one_leaves_the_settings_alone(tmp_path: Path
     assert with_demo(settings) == settings
 
 
+def test_the_record_is_ignored_when_another_broker_is_set_explicitly(tmp_path: Path) -> None:
+    DemoRecord("demo-1-", None, 9092, 6066, 4, seeded=True).write(tmp_path)
+    production = Settings(data_dir=tmp_path, kafka_bootstrap="kafka.internal:9092")
+
+    assert with_demo(production).events_topic == "market-events"
+    assert with_demo(Settings(data_dir=tmp_path)).events_topic == "demo-1-market-events"
+
+
 def test_a_rerun_resumes_the_recorded_topics_with_the_new_settings() -> None:
     record = DemoRecord("demo-1-", None, 9092, 6066, 4, seeded=True)
     rerun = Settings(webhook_allow="127.0.0.1", topic_prefix="")
