@@ -1,10 +1,16 @@
-"""``tracker demo``: a broker, a worker in the background, the seed events, the signals table."""
+"""``tracker demo``: a broker, a worker in the background, the seed events, the signals table.
+
+The demo records where it runs in its data dir (``tracker.demo_record``): the CLI's other
+commands then reach its topics and worker, and running the demo again (say with a new
+``TRACKER_WEBHOOK_ALLOW``) restarts the worker on the same topics, keeping what was published.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -17,9 +23,13 @@ from typing import Any
 from tracker.core.decode import split_records
 from tracker.core.events import Event
 from tracker.core.routing import series_of
+from tracker.demo_record import DEMO_RECORD, DemoRecord
 from tracker.errors import PublishError, TrackerError
+from tracker.kafka.lag import fold_lag
 from tracker.kafka.publisher import Publisher
 from tracker.kafka.topics import ensure_topics
+from tracker.progress import Progress
+from tracker.report import alerts_report, render, signals_report
 from tracker.rules_file import build_router
 from tracker.settings import Settings
 
@@ -44,14 +54,19 @@ def http_json(url: str, timeout: float = 5.0, token: str | None = None) -> Any:
 def wait_until(what: str, check: Any, timeout: float, interval: float = 0.25) -> Any:
     """Call ``check`` until it returns something truthy; raise TrackerError after ``timeout``."""
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            result = check()
-        except (OSError, urllib.error.URLError, ValueError):
-            result = None
-        if result:
-            return result
-        time.sleep(interval)
+    progress = Progress(f"waiting for {what}")
+    try:
+        while time.monotonic() < deadline:
+            try:
+                result = check()
+            except (OSError, urllib.error.URLError, ValueError):
+                result = None
+            if result:
+                return result
+            progress.update()
+            time.sleep(interval)
+    finally:
+        progress.close()
     raise TrackerError(f"timed out after {timeout:.0f}s waiting for {what}")
 
 
@@ -76,29 +91,32 @@ def _stop_worker(settings: Settings) -> None:
     print("previous demo worker stopped")
 
 
-def stop_demo(settings: Settings) -> None:
-    """Stop the demo worker, then the local broker."""
-    _stop_worker(settings)
-    if settings.uses_local_broker:
-        from tracker.kafka.broker import LocalBroker
+def _broker(settings: Settings):  # type: ignore[no-untyped-def]
+    from tracker.kafka.broker import LocalBroker
 
-        LocalBroker(
-            data_dir=settings.data_dir / "kafka",
-            port=settings.kafka_port,
-            cache_dir=settings.cache_dir,
-            kafka_version=settings.kafka_version,
-        ).stop()
+    return LocalBroker(
+        data_dir=settings.data_dir / "kafka",
+        port=settings.kafka_port,
+        cache_dir=settings.cache_dir,
+        kafka_version=settings.kafka_version,
+    )
+
+
+def stop_demo(settings: Settings) -> None:
+    """Stop the demo worker, then the local broker (the record stays: the next demo resumes its topics)."""
+    _stop_worker(settings)
+    record = DemoRecord.read(settings.data_dir)
+    if record is not None:
+        settings = record.applied(settings)
+    if settings.uses_local_broker:
+        _broker(settings).stop()
         print("kafka stopped")
 
 
-def _start_worker(settings: Settings) -> int:
-    env = {
-        **os.environ,
-        "TRACKER_TOPIC_PREFIX": settings.topic_prefix,
-        "TRACKER_HTTP_PORT": str(settings.http_port),
-        "TRACKER_DATA_DIR": str(settings.data_dir / "demo-worker"),
-    }
-    log = (settings.data_dir / "demo-worker.log").open("ab")
+def _start_worker(settings: Settings, data_dir: Path) -> int:
+    # Every setting, the demo's prefix and broker included: the worker must not read the record itself.
+    env = {**os.environ, **settings.as_env(), "TRACKER_DATA_DIR": str(data_dir / "demo-worker")}
+    log = (data_dir / "demo-worker.log").open("ab")
     child = subprocess.Popen(
         [sys.executable, "-m", "tracker", "worker"],
         env=env,
@@ -111,33 +129,91 @@ def _start_worker(settings: Settings) -> int:
     return child.pid
 
 
-def _print_signals(signals: list[dict[str, Any]]) -> None:
-    rows = [(s["name"], ",".join(f"{k}={v}" for k, v in s["labels"].items()), f"{s['value']:.6g}") for s in signals]
-    widths = [max(len(row[i]) for row in [*rows, ("signal", "labels", "value")]) for i in range(3)]
-    print(f"{'signal':<{widths[0]}}  {'labels':<{widths[1]}}  {'value':>{widths[2]}}")
-    for name, labels, value in rows:
-        print(f"{name:<{widths[0]}}  {labels:<{widths[1]}}  {value:>{widths[2]}}")
+def _resumed(settings: Settings, record: DemoRecord | None) -> Settings | None:
+    """Return the recorded demo's settings under the user's new ones, or None if it ran on another broker."""
+    if record is None:
+        return None
+    resumed = record.applied(settings)
+    if (resumed.kafka_bootstrap, resumed.kafka_port) != (record.kafka_bootstrap, record.kafka_port):
+        return None  # the user points at another broker: the recorded topics are not there
+    # The topics exist with their prefix and partition count: those are the demo's, whatever is set.
+    return resumed.model_copy(update={"topic_prefix": record.topic_prefix, "partitions": record.partitions})
 
 
-def run_demo(settings: Settings, events_paths: list[Path]) -> int:
-    """Run the whole demo; return the exit status."""
+def _read_events(paths: list[Path]) -> list[Event]:
+    events: list[Event] = []
+    for path in paths:
+        records = list(split_records(path.read_bytes()))
+        if any(record.event is None for record in records):
+            raise TrackerError(f"{path} has invalid records: run `tracker publish {path}`")
+        events.extend(record.event for record in records if record.event is not None)
+    return events
+
+
+def _publish(settings: Settings, events: list[Event]) -> None:
+    progress = Progress(f"publishing to {settings.events_topic}", total=len(events))
+
+    async def publish() -> None:
+        async with Publisher(settings, build_router(settings)) as publisher:
+            for receipt in await publisher.publish(events, progress.update):
+                if isinstance(receipt, PublishError):
+                    raise receipt
+
+    try:
+        asyncio.run(publish())
+    finally:
+        progress.close()
+
+
+def _command() -> str:
+    """Return how the user runs ``tracker`` from here: the venv's script by its relative path if not on PATH."""
+    script = Path(sys.executable).parent / "tracker"
+    if shutil.which("tracker") == str(script):
+        return "tracker"
+    try:
+        return str(script.relative_to(Path.cwd()))
+    except ValueError:
+        return str(script)
+
+
+def _next_steps(base: str, record: Path) -> str:
+    tracker = _command()
+    return f"""try next:
+  {base}/                      the tracker's page in a browser
+  {tracker} facts --entity bytedance
+  {tracker} history market_usage --label entity=bytedance --label metric=tokens_per_day
+  {tracker} signals market_usage --as-of 2025-11-15
+  {tracker} fact seed-09-bytedance-tokens-2025-12
+  {tracker} retract seed-09-bytedance-tokens-2025-12 --reason "figure misread" --source "my notes"
+  {tracker} publish my-fact.jsonl       (one JSON object per line; see events/README.md)
+  {tracker} alerts
+  curl '{base}/v1/facts?entity=bytedance'
+  metrics for Prometheus: {base}/metrics
+These commands use the demo's topics and worker (recorded in {record}).
+The broker and the worker keep running; stop them with `make stop` (tracker demo --stop).
+Run `make demo` again with other TRACKER_* settings to restart the worker on the same facts."""
+
+
+def run_demo(
+    settings: Settings, events_paths: list[Path] | None, default_events: list[Path], fresh: bool = False
+) -> int:
+    """Run the whole demo, resuming the last one's topics unless ``fresh``; return the exit status."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     _stop_worker(settings)
-    if settings.uses_local_broker:
-        from tracker.kafka.broker import LocalBroker
-
-        broker = LocalBroker(
-            data_dir=settings.data_dir / "kafka",
-            port=settings.kafka_port,
-            cache_dir=settings.cache_dir,
-            kafka_version=settings.kafka_version,
-        )
+    record = None if fresh else DemoRecord.read(settings.data_dir)
+    resumed = _resumed(settings, record)
+    # A first run gets topics of its own (a fresh prefix): the demo starts from an empty log.
+    demo = resumed or settings.model_copy(update={"topic_prefix": f"{settings.topic_prefix}demo-{int(time.time())}-"})
+    if demo.uses_local_broker:
+        broker = _broker(demo)
         print(f"starting kafka on {broker.bootstrap_servers} (first run downloads it with Maven) ...")
         broker.start(timeout=120)
-    # A fresh topic prefix per run: the demo always starts from an empty log.
-    demo = settings.model_copy(update={"topic_prefix": f"{settings.topic_prefix}demo-{int(time.time())}-"})
     asyncio.run(ensure_topics(demo))
-    _start_worker(demo)
+    # Seeded topics are not seeded again: the facts are there, and ids make a second copy a no-op anyway.
+    seeded = resumed is not None and record is not None and record.seeded
+    to_publish = _read_events(events_paths if events_paths is not None else ([] if seeded else default_events))
+    DemoRecord.of(demo, seeded=seeded or bool(to_publish)).write(settings.data_dir)
+    _start_worker(demo, settings.data_dir)
     base = f"http://{demo.http_host}:{demo.http_port}"
     print(f"worker starting on {base} (log: {settings.data_dir / 'demo-worker.log'}) ...")
     wait_until(
@@ -145,41 +221,28 @@ def run_demo(settings: Settings, events_paths: list[Path]) -> int:
         lambda: len(http_json(f"{base}/healthz")["partitions"]) == demo.partitions,
         timeout=90,
     )
-
-    events: list[Event] = []
-    for events_path in events_paths:
-        records = list(split_records(events_path.read_bytes()))
-        events.extend(record.event for record in records if record.event is not None)
-        if any(record.event is None for record in records):
-            raise TrackerError(f"{events_path} has invalid records: run `tracker publish {events_path}`")
-
-    async def publish() -> None:
-        async with Publisher(demo, build_router(demo)) as publisher:
-            for receipt in await publisher.publish(events):
-                if isinstance(receipt, PublishError):
-                    raise receipt
-
-    asyncio.run(publish())
-    # Retractions and exchange rates belong to no series: each partition folds its own copy.
-    expected = sum(demo.partitions if series_of(e) is None else 1 for e in events)
-    print(f"published {len(events)} events to {demo.events_topic}; folding ...")
-    wait_until(
-        "the worker to fold every event",
-        lambda: http_json(f"{base}/healthz")["folded"] >= expected,
-        timeout=60,
-    )
+    if resumed is not None:
+        print(f"resumed the demo on {demo.events_topic} (what was published before is kept)")
+    if to_publish:
+        _publish(demo, to_publish)
+        print(f"published {len(to_publish)} events to {demo.events_topic}; folding ...")
+    if resumed is None:
+        # Retractions and exchange rates belong to no series: each partition folds its own copy.
+        expected = sum(demo.partitions if series_of(e) is None else 1 for e in to_publish)
+        check = lambda: http_json(f"{base}/healthz")["folded"] >= expected  # noqa: E731
+    else:
+        # Folded counts only this worker's records: a resumed log is caught up when nothing is left to commit.
+        check = lambda: asyncio.run(fold_lag(demo, demo.faust_app_id)) == 0  # noqa: E731
+    wait_until("the worker to fold every event", check, timeout=60)
     print()
     # The CLI's token (TRACKER_API_TOKEN): reads may be closed to anonymous callers.
     token = demo.api_token.get_secret_value() if demo.api_token is not None else None
-    signals = http_json(f"{base}/v1/signals", token=token)["signals"]
-    _print_signals(sorted(signals, key=lambda s: (s["name"], sorted(s["labels"].items()))))
+    print(render(signals_report(http_json(f"{base}/v1/signals", token=token), "no signals yet"), "table"))
     print()
-    alerts = http_json(f"{base}/v1/alerts", token=token)["alerts"]
-    print(f"active alerts ({len(alerts)}):")
-    for alert in alerts:
-        summary = alert["annotations"].get("summary", "")
-        print(f"  [{alert['severity']}] {alert['rule']} ({alert['state']} since {alert['since']}): {summary}")
+    alerts = http_json(f"{base}/v1/alerts", token=token)
+    print(f"active alerts ({len(alerts['alerts'])}):")
+    if alerts["alerts"]:
+        print(render(alerts_report(alerts, ""), "table"))
     print()
-    print(f"metrics: {base}/metrics   signals: {base}/v1/signals   alerts: {base}/v1/alerts")
-    print("the broker and the worker keep running; stop them with `make stop` (tracker demo --stop)")
+    print(_next_steps(base, settings.data_dir / DEMO_RECORD))
     return 0

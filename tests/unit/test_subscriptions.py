@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from tracker.core.alerts import Alert, Transition
+from tracker.core.decode import field_errors
 from tracker.core.subscriptions import Subscription, sign, verify, webhook_body
 from tracker.worker.alerting import Provenance, transition_document
 
@@ -124,6 +125,25 @@ def test_an_invalid_subscription_is_refused_naming_the_field(
     errors = refused.value.errors()
     assert [error["loc"] for error in errors] == [where]
     assert reason in errors[0]["msg"]
+
+
+@pytest.mark.parametrize(
+    ("secret", "reason"),
+    [("too-short", "at least 16 characters"), ("", "at least 16 characters"), ("s" * 257, "at most 256 characters")],
+)
+def test_a_secret_of_the_wrong_length_is_refused_in_characters_without_telling_its_length(
+    secret: str, reason: str
+) -> None:
+    # Arrange
+    data = subscription_data(channel=channel(secret=secret))
+
+    # Act
+    with pytest.raises(ValidationError) as refused:
+        Subscription.model_validate(data)
+    errors = field_errors(refused.value, frozenset({"webhook", "sse"}))
+
+    # Assert: what the API answers (the secret's own length is not echoed back).
+    assert [(error.path, error.reason) for error in errors] == [("channel.secret", reason)]
 
 
 def test_the_public_form_redacts_the_secret_and_the_stored_form_keeps_it() -> None:

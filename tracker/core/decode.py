@@ -10,7 +10,7 @@ from typing import Annotated, Any
 
 from pydantic import Field, TypeAdapter, ValidationError
 
-from tracker.core.events import EVENT_MODELS, Event
+from tracker.core.events import DATE_PATTERN, DAY_PATTERN, EVENT_MODELS, Event
 from tracker.errors import EventValidationError, FieldError, InputFormatError, TooManyRecords
 
 __all__ = ["Record", "decode_event", "field_errors", "parse_json", "split_records", "validate_event"]
@@ -81,13 +81,27 @@ def _path(loc: tuple[int | str, ...]) -> str:
     return text
 
 
+#: Patterns whose regular expression tells a reader nothing, and what to say instead.
+_PATTERN_HINTS = {DATE_PATTERN: "use YYYY, YYYY-MM or YYYY-MM-DD", DAY_PATTERN: "use YYYY-MM-DD"}
+
+
+def _reason(error: Any) -> str:
+    """Return pydantic's message for one error, in words a reader can act on."""
+    kind, context = error["type"], error.get("ctx") or {}
+    if kind == "string_pattern_mismatch" and context.get("pattern") in _PATTERN_HINTS:
+        return _PATTERN_HINTS[context["pattern"]]
+    # A SecretStr's length is checked as a sequence's: pydantic says "items", and "not N" would tell its length.
+    if kind == "too_short" and isinstance(error.get("input"), str):
+        return f"at least {context['min_length']} characters"
+    if kind == "too_long" and isinstance(error.get("input"), str):
+        return f"at most {context['max_length']} characters"
+    return str(error["msg"]).removeprefix("Value error, ")
+
+
 def field_errors(exc: ValidationError, tags: frozenset[str] = frozenset()) -> list[FieldError]:
     """Turn a pydantic error into field-path errors; ``tags`` are union tags to drop from paths."""
     return [
-        FieldError(
-            _path(tuple(part for part in error["loc"] if part not in tags)),
-            error["msg"].removeprefix("Value error, "),
-        )
+        FieldError(_path(tuple(part for part in error["loc"] if part not in tags)), _reason(error))
         for error in exc.errors(include_url=False)
     ]
 

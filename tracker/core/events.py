@@ -37,6 +37,8 @@ from tracker.core.dates import PartialDate
 from tracker.core.periods import FIRST_YEAR, LAST_YEAR, Period, check_period
 
 __all__ = [
+    "DATE_PATTERN",
+    "DAY_PATTERN",
     "EVENT_MODELS",
     "ChipDeliveryReported",
     "Event",
@@ -52,6 +54,8 @@ __all__ = [
 ]
 
 SLUG_PATTERN = r"^[a-z0-9][a-z0-9_-]*$"
+DATE_PATTERN = r"^[0-9]{4}(-[0-9]{2}(-[0-9]{2})?)?$"
+DAY_PATTERN = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"
 
 
 @functools.lru_cache(maxsize=65536)
@@ -80,10 +84,10 @@ def check_http_url(text: str) -> str:
 Slug = Annotated[str, Field(pattern=SLUG_PATTERN, min_length=1, max_length=64)]
 DateText = Annotated[
     str,
-    Field(pattern=r"^[0-9]{4}(-[0-9]{2}(-[0-9]{2})?)?$", examples=["2025", "2025-12", "2025-12-04"]),
+    Field(pattern=DATE_PATTERN, examples=["2025", "2025-12", "2025-12-04"]),
     AfterValidator(_check_partial_date),
 ]
-DayText = Annotated[str, Field(pattern=r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"), AfterValidator(_check_day)]
+DayText = Annotated[str, Field(pattern=DAY_PATTERN), AfterValidator(_check_day)]
 Amount = Annotated[float, Field(ge=0, le=1e18, allow_inf_nan=False)]
 EventId = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]*$")]
 

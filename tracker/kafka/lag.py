@@ -18,7 +18,7 @@ from tracker.errors import InfrastructureError
 from tracker.kafka.client_config import client_options
 from tracker.settings import Settings
 
-__all__ = ["LagProbe", "committed_offsets"]
+__all__ = ["LagProbe", "committed_offsets", "fold_lag"]
 
 logger = logging.getLogger(__name__)
 
@@ -78,5 +78,22 @@ async def committed_offsets(settings: Settings, group_id: str) -> dict[int, int 
         raise InfrastructureError(
             f"cannot read the offsets committed by {group_id}: {exc}", code=type(exc).__name__
         ) from exc
+    finally:
+        await consumer.stop()
+
+
+async def fold_lag(settings: Settings, group_id: str) -> int:
+    """Return how many records of the events topic ``group_id`` has not committed yet, over every partition."""
+    consumer = AIOKafkaConsumer(**client_options(settings), group_id=group_id, enable_auto_commit=False)
+    try:
+        await consumer.start()
+        partitions = [TopicPartition(settings.events_topic, p) for p in range(settings.partitions)]
+        ends = await consumer.end_offsets(partitions)
+        lag = 0
+        for tp in partitions:
+            lag += max(0, ends[tp] - (await consumer.committed(tp) or 0))
+        return lag
+    except KafkaError as exc:
+        raise InfrastructureError(f"cannot read the lag of {group_id}: {exc}", code=type(exc).__name__) from exc
     finally:
         await consumer.stop()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
@@ -142,8 +142,12 @@ class Publisher:
             producer, self._producer = self._producer, None
             await _close(producer)
 
-    async def publish(self, events: Sequence[Event]) -> list[Receipt | PublishError]:
+    async def publish(
+        self, events: Sequence[Event], progress: Callable[[int], None] | None = None
+    ) -> list[Receipt | PublishError]:
         """Send events, in order, a bounded window at a time; return a receipt or the error for each.
+
+        ``progress``, if given, hears how many records are answered after each window.
 
         Once a record fails because the broker is unreachable (a timeout or a retriable
         error), the records not yet sent are not sent: each is reported failed at once
@@ -166,6 +170,8 @@ class Publisher:
                 outcomes.extend(answered)
             else:
                 outcomes.extend(_not_sent(event, halted) for event in window)
+            if progress is not None:
+                progress(len(outcomes))
         return outcomes
 
     async def _renew(self) -> None:

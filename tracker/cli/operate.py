@@ -1,4 +1,4 @@
-"""The ``tracker`` command line: broker, worker, publish, demo, schema."""
+"""Commands that run things: the local broker, a worker, publishing, the demo, schemas, dashboards, the benchmark."""
 
 from __future__ import annotations
 
@@ -7,18 +7,14 @@ import asyncio
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
+from tracker.cli import common
+from tracker.cli.common import EXIT_REJECTED, EXIT_UNAVAILABLE, failures
 from tracker.core.decode import Record, split_records
-from tracker.errors import ConfigurationError, InfrastructureError, InputFormatError, PublishError, TrackerError
-from tracker.rules_file import build_router
+from tracker.errors import InputFormatError
 from tracker.settings import Settings
 
-__all__ = ["main"]
-
-EXIT_REJECTED = 1
-EXIT_UNAVAILABLE = 2
-EXIT_USAGE = 64
+__all__ = ["register"]
 
 
 def _local_broker(settings: Settings):  # type: ignore[no-untyped-def]
@@ -83,8 +79,7 @@ def _report_rejections(records: Sequence[Record]) -> int:
 
 def cmd_publish(settings: Settings, args: argparse.Namespace) -> int:
     """Validate a JSON Lines file or a JSON array, then publish the valid records."""
-    from tracker.kafka.publisher import Publisher, Receipt
-    from tracker.kafka.topics import ensure_topics
+    from tracker.kafka.publisher import Receipt
 
     try:
         records = list(split_records(_read_input(args.path)))
@@ -96,14 +91,8 @@ def cmd_publish(settings: Settings, args: argparse.Namespace) -> int:
     if rejected and args.strict:
         print(f"--strict: {rejected} invalid record(s), nothing published", file=sys.stderr)
         return EXIT_REJECTED
-
-    async def run() -> list[Receipt | PublishError]:
-        await ensure_topics(settings)
-        async with Publisher(settings, build_router(settings)) as publisher:
-            return await publisher.publish(valid)
-
-    receipts = asyncio.run(run()) if valid else []
-    failed = [receipt for receipt in receipts if isinstance(receipt, PublishError)]
+    receipts = common.publish_events(settings, valid)
+    failed = failures(receipts)
     for error in failed:
         print(f"failed: {error}", file=sys.stderr)
     for receipt in receipts:
@@ -145,84 +134,8 @@ def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
     if args.stop:
         stop_demo(settings)
         return 0
-    return run_demo(settings, [Path(path) for path in args.events or DEMO_EVENTS])
-
-
-def _api(settings: Settings, method: str, path: str, body: object | None = None) -> tuple[int, dict[str, Any]]:
-    import json
-    import urllib.error
-    import urllib.request
-
-    url = f"{settings.api_url}{path}"
-    data = json.dumps(body).encode() if body is not None else None
-    headers = {"Content-Type": "application/json"}
-    if settings.api_token is not None:
-        headers["Authorization"] = f"Bearer {settings.api_token.get_secret_value()}"
-    request = urllib.request.Request(url, data=data, method=method, headers=headers)
-    try:
-        with urllib.request.urlopen(request, timeout=30) as response:
-            return response.status, json.loads(response.read())
-    except urllib.error.HTTPError as error:
-        return error.code, json.loads(error.read() or b"{}")
-    except (urllib.error.URLError, OSError) as error:
-        raise InfrastructureError(f"cannot reach the worker at {settings.api_url}: {error}") from None
-
-
-def _print_errors(document: dict[str, Any]) -> None:
-    for error in document.get("errors", []) or []:
-        print(f"{error['path'] or '(body)'}: {error['reason']}", file=sys.stderr)
-    if "error" in document:
-        print(document["error"], file=sys.stderr)
-
-
-def cmd_subscribe(settings: Settings, args: argparse.Namespace) -> int:
-    """Create (or replace, with --id) an alert subscription on the worker."""
-    channel: dict[str, object] = {"type": "sse"}
-    if args.webhook:
-        channel = {
-            "type": "webhook",
-            "url": args.webhook,
-            "secret": args.secret or "",
-            "max_attempts": args.max_attempts,
-        }
-    body: dict[str, object] = {
-        "owner": args.owner,
-        "matchers": args.match,
-        "send_resolved": not args.no_resolved,
-        "repeat_interval": args.repeat_interval,
-        "channel": channel,
-    }
-    if args.id:
-        body["id"] = args.id
-    status, document = _api(settings, "POST", "/v1/subscriptions", body)
-    if status >= 300:
-        _print_errors(document)
-        return EXIT_REJECTED
-    print(document["id"])
-    return 0
-
-
-def cmd_subscriptions(settings: Settings, args: argparse.Namespace) -> int:
-    """List alert subscriptions (secrets redacted)."""
-    status, document = _api(settings, "GET", "/v1/subscriptions")
-    if status >= 300:
-        _print_errors(document)
-        return EXIT_UNAVAILABLE
-    for sub in document["subscriptions"]:
-        channel = sub["channel"]
-        target = channel.get("url", "sse")
-        print(f"{sub['id']}\t{sub['owner']}\t{sub['matchers']}\t{channel['type']}\t{target}")
-    return 0
-
-
-def cmd_unsubscribe(settings: Settings, args: argparse.Namespace) -> int:
-    """Delete an alert subscription."""
-    status, document = _api(settings, "DELETE", f"/v1/subscriptions/{args.id}")
-    if status >= 300:
-        _print_errors(document)
-        return EXIT_REJECTED
-    print(f"deleted {args.id}")
-    return 0
+    events = [Path(path) for path in args.events] if args.events else None
+    return run_demo(settings, events, default_events=[Path(path) for path in DEMO_EVENTS], fresh=args.fresh)
 
 
 def cmd_bench(settings: Settings, args: argparse.Namespace) -> int:
@@ -249,15 +162,8 @@ def cmd_bench(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """Build the argument parser with every subcommand."""
-    parser = argparse.ArgumentParser(
-        prog="tracker",
-        description="Event-sourced tracker of AI-infrastructure market signals (Kafka + Faust). "
-        "Settings come from TRACKER_* environment variables; see README.md.",
-    )
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-
+def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    """Add the commands that run things."""
     kafka = commands.add_parser("kafka", help="run the local single-node Kafka broker (KRaft)")
     kafka.add_argument("action", choices=["start", "stop", "status"], help="what to do with the broker")
     kafka.set_defaults(run=cmd_kafka)
@@ -271,41 +177,20 @@ def build_parser() -> argparse.ArgumentParser:
     publish.add_argument("path", help="JSON Lines file or JSON array; '-' reads stdin")
     publish.add_argument("--strict", action="store_true", help="publish nothing unless every record is valid")
     publish.add_argument("-v", "--verbose", action="store_true", help="print id, partition and offset of each")
-    publish.set_defaults(run=cmd_publish)
+    publish.set_defaults(run=cmd_publish, demo_aware=True)
 
     demo = commands.add_parser("demo", help="broker + worker + seed events, then print the signals")
     demo.add_argument(
         "--events",
         action="append",
-        help="events to publish (repeat for several files); default: the seed, the contract v2 samples and their "
-        "exchange rates in events/samples/",
+        help="events to publish (repeat for several files); default, on the demo's first run: the seed, the "
+        "contract v2 samples and their exchange rates in events/samples/",
+    )
+    demo.add_argument(
+        "--fresh", action="store_true", help="start over on new topics instead of the ones the last demo used"
     )
     demo.add_argument("--stop", action="store_true", help="stop the demo worker and broker")
     demo.set_defaults(run=cmd_demo)
-
-    subscribe = commands.add_parser("subscribe", help="subscribe to alerts (webhook, or sse for /v1/alerts/stream)")
-    subscribe.add_argument("--owner", required=True, help="who owns the subscription (a label)")
-    subscribe.add_argument(
-        "--match",
-        default="{}",
-        help='Alertmanager label matchers, e.g. \'{entity="bytedance",severity=~"warning|critical"}\'',
-    )
-    subscribe.add_argument("--webhook", metavar="URL", help="POST notifications to this http(s) URL")
-    subscribe.add_argument("--secret", help="HMAC-SHA256 signing secret for the webhook (16+ characters)")
-    subscribe.add_argument("--max-attempts", type=int, default=8, help="delivery attempts before dead-lettering")
-    subscribe.add_argument("--no-resolved", action="store_true", help="do not notify when an alert resolves")
-    subscribe.add_argument(
-        "--repeat-interval", type=float, default=0, help="seconds between reminders while firing; 0 = transitions only"
-    )
-    subscribe.add_argument("--id", help="subscription id (to replace an existing one)")
-    subscribe.set_defaults(run=cmd_subscribe)
-
-    listing = commands.add_parser("subscriptions", help="list alert subscriptions")
-    listing.set_defaults(run=cmd_subscriptions)
-
-    unsubscribe = commands.add_parser("unsubscribe", help="delete an alert subscription")
-    unsubscribe.add_argument("id", help="subscription id")
-    unsubscribe.set_defaults(run=cmd_unsubscribe)
 
     dashboards = commands.add_parser("dashboards", help="write the Grafana dashboards generated from code")
     dashboards.add_argument("--out", default="deploy/grafana/dashboards", help="directory to write into")
@@ -328,28 +213,3 @@ def build_parser() -> argparse.ArgumentParser:
     schema.add_argument("--out", default="events/schema", help="directory to write into")
     schema.add_argument("--check", action="store_true", help="fail if the files differ from the models")
     schema.set_defaults(run=cmd_schema)
-    return parser
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line; return the exit status."""
-    args = build_parser().parse_args(argv)
-    try:
-        settings = Settings()
-    except Exception as exc:  # pydantic reports every bad TRACKER_* variable at once
-        print(f"invalid settings: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    try:
-        return int(args.run(settings, args))
-    except ConfigurationError as exc:
-        print(f"invalid configuration: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    except TrackerError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_UNAVAILABLE
-    except KeyboardInterrupt:
-        return 130
-
-
-if __name__ == "__main__":
-    sys.exit(main())
