@@ -149,7 +149,7 @@ def notification_rules(requests: list[Received]) -> Counter[str]:
 
 def firing_rules(url: str) -> set[str]:
     """Return the rules with a market_alert_firing sample on a worker's /metrics."""
-    return {dict(labels)["rule"] for (name, labels) in scrape(url) if name == "market_alert_firing"}
+    return {dict(labels)["alertname"] for (name, labels) in scrape(url) if name == "market_alert_firing"}
 
 
 def alerts_of(url: str) -> list[dict[str, Any]]:
@@ -171,7 +171,7 @@ def outcome(url: str, name: str) -> float:
 def wait_for_transitions(url: str) -> None:
     """Wait until a worker's /metrics shows a firing transition of each expected rule."""
     for rule in EXPECTED_RULES:
-        wait_for_sample(url, sample("tracker_alert_transitions_total", rule=rule, state="firing"), timeout=60)
+        wait_for_sample(url, sample("tracker_alert_transitions_total", alertname=rule, state="firing"), timeout=60)
 
 
 def call(method: str, url: str, body: object | None = None) -> tuple[int, dict[str, Any]]:

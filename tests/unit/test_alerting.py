@@ -16,7 +16,7 @@ from tracker.rules_file import load_rules, parse_rules
 from tracker.worker.alerting import Alerting
 from tracker.worker.folding import BatchFolder, Incoming
 from tracker.worker.index import TableIndex
-from tracker.worker.metrics import PipelineMetrics
+from tracker.worker.metrics import AlertCollector, PipelineMetrics
 
 pytestmark = pytest.mark.unit
 
@@ -66,7 +66,8 @@ class Pipeline:
         async def reroute(*args: Any) -> None:
             raise AssertionError(f"nothing should be re-sent: {args[:2]}")
 
-        metrics = PipelineMetrics.create(CollectorRegistry())
+        self.registry = CollectorRegistry()
+        metrics = PipelineMetrics.create(self.registry)
         index = TableIndex(series, PARTITIONS)
         alerting = Alerting(rules, Router(), series, groups, index.group, send, metrics)
         self.folder = BatchFolder(Router(), series, reroute, "events", "dlq", PARTITIONS, metrics, index, alerting)
@@ -162,3 +163,28 @@ def test_an_entry_written_before_units_were_split_is_moved_without_a_transition(
     assert [d["alert"]["labels"]["event_id"] for d in restarted.sent] == ["b200"]
     assert legacy not in groups and key in groups
     assert groups[key] == entry
+
+
+def test_the_rule_is_labelled_alertname_on_every_exported_alert_sample() -> None:
+    # Arrange: one export change fires the export rule.
+    groups = RecordingTable()
+    pipeline = Pipeline(load_rules(None), {}, groups)
+    pipeline.fold(export_change("e1", "nvidia_h200", "2025-12"))
+    entries = [entry for value in groups.values() for entry in value["alerts"].values()]
+    registry = CollectorRegistry()
+    registry.register(AlertCollector(lambda: entries))
+
+    # Act
+    firing = [s.labels for m in registry.collect() for s in m.samples if s.name == "market_alert_firing"]
+    counted = [
+        s.labels
+        for m in pipeline.registry.collect()
+        for s in m.samples
+        if s.name == "tracker_alert_transitions_total" and s.value
+    ]
+
+    # Assert: the label name of the alert's labels, matchers, streams and Alertmanager.
+    assert [labels["alertname"] for labels in firing] == ["export-rule-change-china"]
+    assert firing[0] == {**pipeline.sent[0]["alert"]["labels"], "alertname": "export-rule-change-china"}
+    assert "rule" not in firing[0]
+    assert counted == [{"alertname": "export-rule-change-china", "state": "firing"}]

@@ -251,7 +251,7 @@ class Alerting:
             await self.send([(d["alert"]["fingerprint"].encode(), orjson.dumps(d)) for d in documents])
         counts = Counter((document["alert"]["rule"], document["status"]) for document in documents)
         for (rule, status), count in counts.items():  # one labelled increment per rule and status
-            self.metrics.transitions.labels(rule=rule, state=status).inc(count)
+            self.metrics.transitions.labels(alertname=rule, state=status).inc(count)
         for count, (key, value) in enumerate(writes.items(), 1):
             if count % (10 * GROUPS_PER_YIELD) == 0:
                 await asyncio.sleep(0)
