@@ -471,6 +471,18 @@ def test_subscription_api_errors_name_the_field(settings_factory, start_worker, 
         status, document = post(url, json.dumps(body).encode(), content_type="application/json")
         assert status == 422, document
         assert [error["path"] for error in document["errors"]] == [path]
+    # A label no alert carries would match nothing, silently: refused, naming it and the known ones.
+    status, document = post(
+        url, json.dumps({**good, "matchers": '{rule="peer-overtake-tokens"}'}).encode(), content_type="application/json"
+    )
+    assert status == 422, document
+    (error,) = document["errors"]
+    assert error["path"] == "matchers"
+    assert error["reason"].startswith("unknown label 'rule': alerts carry only alertname, ")
+    match = urllib.parse.quote('{rule="peer-overtake-tokens"}')
+    status, document = call("GET", f"{worker.url}/v1/alerts/stream?match={match}")
+    assert status == 400
+    assert document["error"].startswith("unknown label 'rule'")
     status, document = call("GET", f"{url}/nope")
     assert status == 404
     assert "nope" in document["error"]

@@ -183,6 +183,37 @@ def test_every_alert_carries_its_rule_name_severity_and_version_as_identity(
         assert Alert.from_json(json.loads(json.dumps(alert.to_json()))) == alert
 
 
+def test_the_label_names_of_the_rules_cover_every_label_their_alerts_carry(
+    seed_events: tuple[Event, ...], default_rules: RuleSet, default_router: Router, event_factory: EventFactory
+) -> None:
+    # Arrange: the seed, plus facts that fire the two info rules.
+    surge = [
+        investment(event_factory, "acme", 2024, 10e9, "2024-01"),
+        investment(event_factory, "acme", 2025, 20e9, "2025-01"),
+    ]
+    order = event_factory(
+        "chip_delivery.reported",
+        entity="acme",
+        vendor="nvidia",
+        product="nvidia_b200",
+        units={"value": 100_000, "unit": "units"},
+        unit_price={"value": 30_000, "unit": "USD"},
+        stage="ordered",
+        occurred_on="2025-06",
+    )
+
+    # Act
+    alerts = evaluate_all(default_rules, default_router, [*seed_events, *surge, order])
+
+    # Assert: every rule fires, and a matcher may name any label it fired with.
+    assert {alert.rule for alert in alerts.values()} == {rule.name for rule in default_rules.rules}
+    carried = {name for alert in alerts.values() for name in alert.labels}
+    assert carried <= default_rules.label_names
+    assert "rule" not in default_rules.label_names
+    # peer_period labels a peer ratio of investments only.
+    assert default_rules.label_names - carried == {"peer_period"}
+
+
 # --- retraction and re-publication ------------------------------------------------------------------------
 
 

@@ -46,6 +46,24 @@ SIGNAL_KINDS: dict[str, frozenset[str]] = {
     "market_events_trailing": frozenset({"usage", "investment", "chip", "export"}),
 }
 
+#: The labels each signal family carries (tracker/core/signals.py): what an alert on it is labelled with.
+SIGNAL_LABELS: dict[str, tuple[str, ...]] = {
+    "market_usage": ("entity", "metric"),
+    "market_usage_growth_monthly_ratio": ("entity", "metric"),
+    "market_signal_observed_timestamp_seconds": ("entity", "metric"),
+    "market_investment_usd": ("entity", "period"),
+    "market_investment_usd_per_year": ("entity", "period"),
+    "market_investment": ("entity", "period", "currency"),
+    "market_investment_growth_ratio": ("entity", "period"),
+    "market_chip_units": ("buyer", "vendor", "product", "stage"),
+    "market_chip_order_value_usd": ("buyer", "vendor", "product"),
+    "market_chip_order_value": ("buyer", "vendor", "product", "currency"),
+    "market_export_rule_state": ("authority", "product", "destination"),
+    "market_export_rule_changed_timestamp_seconds": ("authority", "product", "destination"),
+    "market_peer_ratio": ("entity", "peer", "metric", "period", "peer_period"),
+    "market_events_trailing": ("entity", "type", "window"),
+}
+
 #: The series kind each event type is folded into.
 EVENT_KINDS: dict[str, str] = {
     "export_rule.changed": "export",
@@ -253,6 +271,19 @@ class RuleSet(_Strict):
         """Return a digest of the whole rule set."""
         text = json.dumps(self.model_dump(mode="json"), sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+    @functools.cached_property
+    def label_names(self) -> frozenset[str]:
+        """Return every label an alert of these rules can carry (what a matcher may name)."""
+        names = {"alertname", "severity"}
+        for rule in self.rules:
+            names.update(rule.labels)
+            condition = rule.condition
+            if isinstance(condition, EventCondition):
+                names.update((*EVENT_FIELDS[condition.type], "event_id"))
+            else:
+                names.update(SIGNAL_LABELS[rule.selector[0]])
+        return frozenset(names)
 
     def peer_pairs(self) -> tuple[PeerPair, ...]:
         """Return the peer pairs the rules compare (they must fold on one partition)."""
