@@ -12,6 +12,7 @@ from prometheus_client import CollectorRegistry
 from tracker.core.routing import Router
 from tracker.core.rules import RuleSet
 from tracker.kafka.partitioning import partition_for
+from tracker.kafka.publisher import BROADCAST_HEADER
 from tracker.rules_file import load_rules, parse_rules
 from tracker.worker.alerting import Alerting
 from tracker.worker.folding import BatchFolder, Incoming
@@ -52,6 +53,19 @@ def export_change(event_id: str, product: str, occurred_on: str) -> Incoming:
         "source": {"name": "test"},
     }
     return Incoming("events", partition_for("us_bis", PARTITIONS), 0, b"us_bis", json.dumps(body).encode(), (), None)
+
+
+def retraction(event_id: str, target_id: str) -> Incoming:
+    body = {
+        "type": "event.retracted",
+        "id": event_id,
+        "target_id": target_id,
+        "reason": "misreported",
+        "occurred_on": "2026-01",
+        "source": {"name": "test"},
+    }
+    partition = partition_for("us_bis", PARTITIONS)  # its broadcast copy on the target's partition
+    return Incoming("events", partition, 1, None, json.dumps(body).encode(), (BROADCAST_HEADER,), None)
 
 
 class Pipeline:
@@ -188,3 +202,20 @@ def test_the_rule_is_labelled_alertname_on_every_exported_alert_sample() -> None
     assert firing[0] == {**pipeline.sent[0]["alert"]["labels"], "alertname": "export-rule-change-china"}
     assert "rule" not in firing[0]
     assert counted == [{"alertname": "export-rule-change-china", "state": "firing"}]
+
+
+def test_a_retracted_export_change_sends_a_resolved_transition_describing_the_retraction() -> None:
+    # Arrange
+    pipeline = Pipeline(load_rules(None), {}, RecordingTable())
+    pipeline.fold(export_change("h200", "nvidia_h200", "2025-12"))
+
+    # Act
+    pipeline.fold(retraction("r1", "h200"))
+
+    # Assert: the resolved transition says what ended, and when in event time.
+    firing, resolved = pipeline.sent
+    assert (firing["status"], resolved["status"]) == ("firing", "resolved")
+    assert firing["alert"]["annotations"]["summary"] == "us_bis tightened exports of nvidia_h200 to CN"
+    assert resolved["alert"]["annotations"]["summary"] == "Retracted: us_bis tightened exports of nvidia_h200 to CN"
+    assert (resolved["alert"]["since"], resolved["alert"]["until"]) == ("2025-12", "2025-12")
+    assert firing["alert"]["until"] == ""

@@ -195,6 +195,9 @@ class Rule(_Strict):
     severity: Severity
     labels: dict[Annotated[str, Field(pattern=_LABEL)], str] = Field(default_factory=dict)
     annotations: dict[Annotated[str, Field(pattern=_LABEL)], str] = Field(default_factory=dict)
+    #: Templates of a resolved transition's annotations, filled with the values at resolution
+    #: (``annotations`` when not given).
+    resolved_annotations: dict[Annotated[str, Field(pattern=_LABEL)], str] = Field(default_factory=dict)
     threshold: ThresholdCondition | None = None
     peer: PeerCondition | None = None
     growth: GrowthCondition | None = None
@@ -205,11 +208,15 @@ class Rule(_Strict):
         given = [kind for kind in ("threshold", "peer", "growth", "event") if getattr(self, kind) is not None]
         if len(given) != 1:
             raise ValueError(f"give exactly one condition of threshold, peer, growth, event (got {given or 'none'})")
-        for name, template in self.annotations.items():
-            try:
-                list(string.Formatter().parse(template))
-            except ValueError as exc:
-                raise ValueError(f"annotations.{name}: bad template: {exc}") from None
+        for field, templates in (
+            ("annotations", self.annotations),
+            ("resolved_annotations", self.resolved_annotations),
+        ):
+            for name, template in templates.items():
+                try:
+                    list(string.Formatter().parse(template))
+                except ValueError as exc:
+                    raise ValueError(f"{field}.{name}: bad template: {exc}") from None
         return self
 
     @functools.cached_property
@@ -245,8 +252,15 @@ class Rule(_Strict):
     @functools.cached_property
     def version(self) -> str:
         """Return a digest of the rule's definition, recorded with each transition."""
-        text = json.dumps(self.model_dump(mode="json"), sort_keys=True)
+        text = json.dumps(self.definition(), sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+    def definition(self) -> dict[str, Any]:
+        """Return the rule as JSON data, without resolved_annotations when it has none (versions stay put)."""
+        data = self.model_dump(mode="json")
+        if not data["resolved_annotations"]:
+            del data["resolved_annotations"]
+        return data
 
     def matches(self, labels: Mapping[str, str], match: Mapping[str, str]) -> bool:
         """Return whether every matcher glob matches the label of the same name."""
@@ -269,7 +283,7 @@ class RuleSet(_Strict):
     @functools.cached_property
     def version(self) -> str:
         """Return a digest of the whole rule set."""
-        text = json.dumps(self.model_dump(mode="json"), sort_keys=True)
+        text = json.dumps({"rules": [rule.definition() for rule in self.rules]}, sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()[:12]
 
     @functools.cached_property
@@ -297,10 +311,17 @@ class _Lenient(dict[str, Any]):
         return "{" + key + "}"
 
 
+class _NoValue:
+    """What ``{value:.3f}`` shows when the signal has no value (its facts were retracted)."""
+
+    def __format__(self, spec: str) -> str:
+        return "no value"
+
+
 def render_template(template: str, labels: Mapping[str, str], value: float | None) -> str:
     """Fill ``{label}`` and ``{value}`` placeholders; unknown placeholders stay as written."""
     try:
-        return template.format_map(_Lenient(labels, value=value))
+        return template.format_map(_Lenient(labels, value=_NoValue() if value is None else value))
     except (ValueError, TypeError, IndexError, AttributeError):
         return template
 
