@@ -110,11 +110,7 @@ def pure_fold(settings: Settings, at_least: int = 0, timeout: float = 60) -> Ref
     for group in groups.values():
         alerts.update(evaluate(rules, router, group))
     alert_keys = {(a.fingerprint, a.rule, a.state, a.since, tuple(a.cause_ids)) for a in alerts.values()}
-    firing = {
-        frozenset({"rule": a.rule, **{k: v for k, v in a.labels.items() if k != "alertname"}}.items())
-        for a in alerts.values()
-        if a.state == "firing"
-    }
+    firing = {frozenset({**a.labels, "alertname": a.rule}.items()) for a in alerts.values() if a.state == "firing"}
     return Reference(records, events, invalid, signals, alert_keys, firing)
 
 

@@ -149,7 +149,7 @@ def notification_rules(requests: list[Received]) -> Counter[str]:
 
 def firing_rules(url: str) -> set[str]:
     """Return the rules with a market_alert_firing sample on a worker's /metrics."""
-    return {dict(labels)["rule"] for (name, labels) in scrape(url) if name == "market_alert_firing"}
+    return {dict(labels)["alertname"] for (name, labels) in scrape(url) if name == "market_alert_firing"}
 
 
 def alerts_of(url: str) -> list[dict[str, Any]]:
@@ -171,7 +171,7 @@ def outcome(url: str, name: str) -> float:
 def wait_for_transitions(url: str) -> None:
     """Wait until a worker's /metrics shows a firing transition of each expected rule."""
     for rule in EXPECTED_RULES:
-        wait_for_sample(url, sample("tracker_alert_transitions_total", rule=rule, state="firing"), timeout=60)
+        wait_for_sample(url, sample("tracker_alert_transitions_total", alertname=rule, state="firing"), timeout=60)
 
 
 def call(method: str, url: str, body: object | None = None) -> tuple[int, dict[str, Any]]:
@@ -473,6 +473,18 @@ def test_subscription_api_errors_name_the_field(settings_factory, start_worker, 
         status, document = post(url, json.dumps(body).encode(), content_type="application/json")
         assert status == 422, document
         assert [error["path"] for error in document["errors"]] == [path]
+    # A label no alert carries would match nothing, silently: refused, naming it and the known ones.
+    status, document = post(
+        url, json.dumps({**good, "matchers": '{rule="peer-overtake-tokens"}'}).encode(), content_type="application/json"
+    )
+    assert status == 422, document
+    (error,) = document["errors"]
+    assert error["path"] == "matchers"
+    assert error["reason"].startswith("unknown label 'rule': alerts carry only alertname, ")
+    match = urllib.parse.quote('{rule="peer-overtake-tokens"}')
+    status, document = call("GET", f"{worker.url}/v1/alerts/stream?match={match}")
+    assert status == 400
+    assert document["error"].startswith("unknown label 'rule'")
     status, document = call("GET", f"{url}/nope")
     assert status == 404
     assert "nope" in document["error"]

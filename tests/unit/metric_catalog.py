@@ -12,7 +12,7 @@ from prometheus_client import CollectorRegistry
 from tracker.core.signals import SIGNAL_HELP
 from tracker.worker.metrics import PipelineMetrics
 
-__all__ = ["RULES_DIR", "known_metrics", "metric_names", "recorded_names"]
+__all__ = ["RULES_DIR", "grouping_labels", "known_labels", "known_metrics", "metric_names", "recorded_names"]
 
 RULES_DIR = Path(__file__).resolve().parents[2] / "deploy" / "prometheus" / "rules"
 SAMPLE_SUFFIXES = ("", "_total", "_bucket", "_sum", "_count")
@@ -20,6 +20,8 @@ KEYWORDS = frozenset({"and", "or", "unless", "offset", "bool"})
 # Collected at scrape time by AlertCollector and LagCollector (tracker/worker/metrics.py);
 # up and ALERTS come from Prometheus.
 OTHER_NAMES = frozenset({"market_alert_firing", "tracker_consumer_lag", "up", "ALERTS"})
+#: Labels every scraped sample gets from Prometheus.
+TARGET_LABELS = frozenset({"job", "instance"})
 
 
 def _names(registry: CollectorRegistry) -> set[str]:
@@ -53,3 +55,23 @@ def metric_names(expr: str) -> set[str]:
     text = re.sub(r"\{[^}]*\}|\[[^\]]*\]", "", text)
     names = re.findall(r"(?<![\w$.])([a-zA-Z_:][a-zA-Z0-9_:]*)\b(?!\s*\()", text)
     return set(names) - KEYWORDS
+
+
+def known_labels() -> dict[str, frozenset[str]]:
+    """Return the label names of each pipeline metric's samples (scrape labels included)."""
+    registry = CollectorRegistry()
+    metrics = PipelineMetrics.create(registry, rules=("a-rule",))
+    metrics.records_read.labels(topic="events")  # the one labelled family create() leaves without a child
+    labels: dict[str, frozenset[str]] = {}
+    for family in registry.collect():
+        for sample in family.samples:
+            labels[sample.name] = labels.get(sample.name, frozenset()) | set(sample.labels) | TARGET_LABELS
+    return labels
+
+
+def grouping_labels(expr: str, legend: str = "") -> set[str]:
+    """Return the labels an expression groups by (``by (...)``) and its legend names (``{{label}}``)."""
+    grouped = {
+        name.strip() for found in re.findall(r"\bby\s*\(([^)]*)\)", expr) for name in found.split(",") if name.strip()
+    }
+    return grouped | set(re.findall(r"\{\{\s*([a-zA-Z_][a-zA-Z0-9_]*)\s*\}\}", legend))

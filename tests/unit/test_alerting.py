@@ -12,11 +12,12 @@ from prometheus_client import CollectorRegistry
 from tracker.core.routing import Router
 from tracker.core.rules import RuleSet
 from tracker.kafka.partitioning import partition_for
+from tracker.kafka.publisher import BROADCAST_HEADER
 from tracker.rules_file import load_rules, parse_rules
 from tracker.worker.alerting import Alerting
 from tracker.worker.folding import BatchFolder, Incoming
 from tracker.worker.index import TableIndex
-from tracker.worker.metrics import PipelineMetrics
+from tracker.worker.metrics import AlertCollector, PipelineMetrics
 
 pytestmark = pytest.mark.unit
 
@@ -54,6 +55,19 @@ def export_change(event_id: str, product: str, occurred_on: str) -> Incoming:
     return Incoming("events", partition_for("us_bis", PARTITIONS), 0, b"us_bis", json.dumps(body).encode(), (), None)
 
 
+def retraction(event_id: str, target_id: str) -> Incoming:
+    body = {
+        "type": "event.retracted",
+        "id": event_id,
+        "target_id": target_id,
+        "reason": "misreported",
+        "occurred_on": "2026-01",
+        "source": {"name": "test"},
+    }
+    partition = partition_for("us_bis", PARTITIONS)  # its broadcast copy on the target's partition
+    return Incoming("events", partition, 1, None, json.dumps(body).encode(), (BROADCAST_HEADER,), None)
+
+
 class Pipeline:
     """A batch folder with alerting over plain dict tables; transitions are collected."""
 
@@ -66,7 +80,8 @@ class Pipeline:
         async def reroute(*args: Any) -> None:
             raise AssertionError(f"nothing should be re-sent: {args[:2]}")
 
-        metrics = PipelineMetrics.create(CollectorRegistry())
+        self.registry = CollectorRegistry()
+        metrics = PipelineMetrics.create(self.registry)
         index = TableIndex(series, PARTITIONS)
         alerting = Alerting(rules, Router(), series, groups, index.group, send, metrics)
         self.folder = BatchFolder(Router(), series, reroute, "events", "dlq", PARTITIONS, metrics, index, alerting)
@@ -162,3 +177,45 @@ def test_an_entry_written_before_units_were_split_is_moved_without_a_transition(
     assert [d["alert"]["labels"]["event_id"] for d in restarted.sent] == ["b200"]
     assert legacy not in groups and key in groups
     assert groups[key] == entry
+
+
+def test_the_rule_is_labelled_alertname_on_every_exported_alert_sample() -> None:
+    # Arrange: one export change fires the export rule.
+    groups = RecordingTable()
+    pipeline = Pipeline(load_rules(None), {}, groups)
+    pipeline.fold(export_change("e1", "nvidia_h200", "2025-12"))
+    entries = [entry for value in groups.values() for entry in value["alerts"].values()]
+    registry = CollectorRegistry()
+    registry.register(AlertCollector(lambda: entries))
+
+    # Act
+    firing = [s.labels for m in registry.collect() for s in m.samples if s.name == "market_alert_firing"]
+    counted = [
+        s.labels
+        for m in pipeline.registry.collect()
+        for s in m.samples
+        if s.name == "tracker_alert_transitions_total" and s.value
+    ]
+
+    # Assert: the label name of the alert's labels, matchers, streams and Alertmanager.
+    assert [labels["alertname"] for labels in firing] == ["export-rule-change-china"]
+    assert firing[0] == {**pipeline.sent[0]["alert"]["labels"], "alertname": "export-rule-change-china"}
+    assert "rule" not in firing[0]
+    assert counted == [{"alertname": "export-rule-change-china", "state": "firing"}]
+
+
+def test_a_retracted_export_change_sends_a_resolved_transition_describing_the_retraction() -> None:
+    # Arrange
+    pipeline = Pipeline(load_rules(None), {}, RecordingTable())
+    pipeline.fold(export_change("h200", "nvidia_h200", "2025-12"))
+
+    # Act
+    pipeline.fold(retraction("r1", "h200"))
+
+    # Assert: the resolved transition says what ended, and when in event time.
+    firing, resolved = pipeline.sent
+    assert (firing["status"], resolved["status"]) == ("firing", "resolved")
+    assert firing["alert"]["annotations"]["summary"] == "us_bis tightened exports of nvidia_h200 to CN"
+    assert resolved["alert"]["annotations"]["summary"] == "Retracted: us_bis tightened exports of nvidia_h200 to CN"
+    assert (resolved["alert"]["since"], resolved["alert"]["until"]) == ("2025-12", "2025-12")
+    assert firing["alert"]["until"] == ""

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from tracker.core.alerts import MAX_CAUSE_IDS, Alert, Transition, evaluate, transitions
+from tracker.core.alerts import MAX_CAUSE_IDS, Alert, Transition, evaluate, resolution, transitions
 from tracker.core.decode import validate_event
 from tracker.core.events import Event
 from tracker.core.fold import Projection, SeriesValue
@@ -55,6 +55,17 @@ def evaluate_all(rules: RuleSet, router: Router, events: Iterable[Event]) -> dic
         assert not set(found) & set(alerts), "two groups produced the same fingerprint"
         alerts.update(found)
     return alerts
+
+
+def resolver(rules: RuleSet, router: Router, events: Iterable[Event]) -> Callable[[Alert], Alert]:
+    """Return what the worker resolves an alert with: ``resolution`` over its group, after ``events``."""
+    groups = fold_groups(Projection(router).replay(events).state)
+
+    def resolve(alert: Alert) -> Alert:
+        fold_key = alert.unit.partition("|")[2].partition("/")[0]
+        return resolution(rules, router, groups.get(fold_key, {}), alert)
+
+    return resolve
 
 
 def by_rule(alerts: Mapping[str, Alert]) -> dict[str, Alert]:
@@ -183,6 +194,37 @@ def test_every_alert_carries_its_rule_name_severity_and_version_as_identity(
         assert Alert.from_json(json.loads(json.dumps(alert.to_json()))) == alert
 
 
+def test_the_label_names_of_the_rules_cover_every_label_their_alerts_carry(
+    seed_events: tuple[Event, ...], default_rules: RuleSet, default_router: Router, event_factory: EventFactory
+) -> None:
+    # Arrange: the seed, plus facts that fire the two info rules.
+    surge = [
+        investment(event_factory, "acme", 2024, 10e9, "2024-01"),
+        investment(event_factory, "acme", 2025, 20e9, "2025-01"),
+    ]
+    order = event_factory(
+        "chip_delivery.reported",
+        entity="acme",
+        vendor="nvidia",
+        product="nvidia_b200",
+        units={"value": 100_000, "unit": "units"},
+        unit_price={"value": 30_000, "unit": "USD"},
+        stage="ordered",
+        occurred_on="2025-06",
+    )
+
+    # Act
+    alerts = evaluate_all(default_rules, default_router, [*seed_events, *surge, order])
+
+    # Assert: every rule fires, and a matcher may name any label it fired with.
+    assert {alert.rule for alert in alerts.values()} == {rule.name for rule in default_rules.rules}
+    carried = {name for alert in alerts.values() for name in alert.labels}
+    assert carried <= default_rules.label_names
+    assert "rule" not in default_rules.label_names
+    # peer_period labels a peer ratio of investments only.
+    assert default_rules.label_names - carried == {"peer_period"}
+
+
 # --- retraction and re-publication ------------------------------------------------------------------------
 
 
@@ -204,6 +246,27 @@ def test_retracting_event_9_resolves_the_crossing_and_changes_nothing_else(
     assert resolved.state == "resolved"
     assert resolved.cause_ids == crossing.cause_ids
     assert after == {key: alert for key, alert in before.items() if alert.rule != "peer-overtake-tokens"}
+
+
+def test_a_resolved_crossing_describes_the_resolution_in_event_time(
+    seed_events: tuple[Event, ...], default_rules: RuleSet, default_router: Router
+) -> None:
+    # Arrange: event 9 retracted, bytedance falls back to October's 30e12 against google's 43e12.
+    events = [*seed_events, retraction_of(SEED_9)]
+    before = evaluate_all(default_rules, default_router, seed_events)
+    after = evaluate_all(default_rules, default_router, events)
+
+    # Act
+    (change,) = transitions(before, after, resolver(default_rules, default_router, events))
+
+    # Assert: the annotations and the value are those at resolution, not at firing.
+    resolved = change.alert
+    assert (change.status, resolved.state) == ("resolved", "resolved")
+    assert resolved.since == "2025-12"
+    assert resolved.until == "2025-12"
+    assert resolved.value == pytest.approx(30 / 43)
+    assert resolved.annotations["summary"] == "bytedance is no longer above google on tokens_per_day (ratio 0.698)"
+    assert resolved.fingerprint == by_rule(before)["peer-overtake-tokens"].fingerprint
 
 
 def test_publishing_event_9_again_under_a_new_id_fires_the_crossing_again_with_a_new_cause(
@@ -311,6 +374,33 @@ def test_a_threshold_with_hysteresis_fires_below_the_line_and_resolves_only_abov
         [],
     ]
     assert [[change.status for change in step] for step in steps] == [["firing"], [], ["resolved"]]
+
+
+def test_a_resolved_alert_ends_at_the_event_date_the_condition_stopped_holding_with_the_value_then(
+    acme_usage: list[Event], event_factory: EventFactory
+) -> None:
+    # Arrange: resolved templates; 156M in April resolves, then May's 153M (between the lines) arrives.
+    rules = parse_rules(
+        HYSTERESIS.replace(
+            "    threshold:",
+            '    annotations: {summary: "{entity} at {value:.3g}"}\n'
+            '    resolved_annotations: {summary: "{entity} back at {value:.3g}"}\n'
+            "    threshold:",
+        )
+    )
+    router = router_for(rules)
+    events = [*acme_usage, usage(event_factory, "acme", "mau", 153e6, "2025-05")]
+    before = evaluate_all(rules, router, acme_usage[:3])
+    after = evaluate_all(rules, router, events)
+
+    # Act
+    (change,) = transitions(before, after, resolver(rules, router, events))
+
+    # Assert: firing since February, resolved in April (not May, not the wall clock), at 156M.
+    assert before[change.alert.fingerprint].annotations == {"summary": "acme at 1.52e+08"}
+    assert (change.status, change.alert.since, change.alert.until) == ("resolved", "2025-02", "2025-04")
+    assert change.alert.value == 156e6
+    assert change.alert.annotations == {"summary": "acme back at 1.56e+08"}
 
 
 def test_without_a_resolve_line_the_same_figures_resolve_as_soon_as_the_line_is_crossed_back(

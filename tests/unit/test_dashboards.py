@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.unit.metric_catalog import known_metrics, metric_names
+from tests.unit.metric_catalog import grouping_labels, known_labels, known_metrics, metric_names
 from tracker.core.signals import SIGNAL_HELP
 from tracker.monitoring.dashboards import DASHBOARDS, render_dashboards, stale_dashboards
 from tracker.monitoring.grafana import BUILTIN_VARIABLES, DATASOURCE_UID, GRID_WIDTH, substitute, targets
@@ -161,3 +161,20 @@ def test_dashboard_files_are_valid_json_with_a_trailing_newline() -> None:
     for name, text in render_dashboards().items():
         assert text.endswith("}\n"), name
         assert json.loads(text)["schemaVersion"] >= 39
+
+
+@pytest.mark.parametrize("name", ["tracker-health.json"])
+def test_a_query_on_one_pipeline_metric_groups_and_names_only_labels_it_has(name: str) -> None:
+    labels = known_labels()
+    checked = 0
+
+    for _, target in targets(BOARDS[name]):
+        selected = metric_names(target["expr"]) & set(labels)
+        if len(selected) != 1 or metric_names(target["expr"]) - set(labels):
+            continue  # several metrics, or recorded series: their labels are the rules' business
+        (metric,) = selected
+        checked += 1
+        used = grouping_labels(target["expr"], target.get("legendFormat", ""))
+        assert used <= labels[metric], f"{target['expr']}: {sorted(used - labels[metric])} not on {metric}"
+
+    assert checked, name

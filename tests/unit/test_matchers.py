@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tracker.core.matchers import Matcher, match_all, parse_matchers
+from tracker.core.matchers import Matcher, match_all, parse_matchers, require_known_labels
 
 pytestmark = pytest.mark.unit
 
@@ -322,3 +322,24 @@ def test_a_matcher_and_its_negation_disagree_on_every_label_value(name: str, wan
     # Assert: the escaped regex behaves like equality; each negation is the opposite.
     assert all(yes != no for yes, no in outcomes)
     assert outcomes[0] == outcomes[1]
+
+
+# --- labels no alert carries -------------------------------------------------------------------------
+
+
+def test_a_matcher_on_a_label_no_alert_carries_is_refused_naming_it_and_the_known_labels() -> None:
+    # Arrange: before issue 16, market_alert_firing labelled the rule "rule"; alerts call it alertname.
+    parsed = parse_matchers('{rule="peer-overtake-tokens", entity="bytedance"}')
+
+    # Act
+    with pytest.raises(ValueError) as raised:
+        require_known_labels(parsed, frozenset(LABELS))
+
+    # Assert
+    assert str(raised.value) == "unknown label 'rule': alerts carry only alertname, entity, severity"
+
+
+@pytest.mark.parametrize("text", ["{}", '{alertname="x"}', '{entity!~"a|b", severity="warning"}'])
+def test_matchers_on_known_labels_pass(text: str) -> None:
+    # Arrange, act, assert: no error.
+    require_known_labels(parse_matchers(text), frozenset(LABELS))

@@ -208,15 +208,15 @@ def test_a_template_fills_labels_and_the_formatted_value() -> None:
     assert text == "bytedance overtook google (ratio 1.163)"
 
 
-def test_a_template_whose_value_format_cannot_apply_to_no_value_is_left_as_written() -> None:
-    # Arrange: an event alert has no value.
+def test_a_value_format_applied_to_no_value_says_there_is_none() -> None:
+    # Arrange: an event alert has no value, nor a signal whose facts were all retracted.
     template = "{entity} ratio {value:.3f}"
 
     # Act
     text = render_template(template, {"entity": "bytedance"}, None)
 
-    # Assert
-    assert text == template
+    # Assert: the labels are filled in all the same.
+    assert text == "bytedance ratio no value"
 
 
 def test_unknown_placeholders_are_kept_as_written() -> None:

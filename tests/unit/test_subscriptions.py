@@ -63,11 +63,11 @@ def crossing_alert() -> Alert:
     )
 
 
-def transition(status: str = "firing") -> dict[str, Any]:
-    """Return the alerts-topic record of the crossing alert's transition."""
+def transition(status: str = "firing", until: str = "2026-02") -> dict[str, Any]:
+    """Return the alerts-topic record of the crossing alert's transition (resolved in event time at ``until``)."""
     alert = crossing_alert()
     if status == "resolved":
-        alert = Alert(**{**alert.to_json(), "state": "resolved", "cause_ids": alert.cause_ids})
+        alert = alert._replace(state="resolved", until=until)
     provenance = [Provenance("seed-09-bytedance-tokens-2025-12", "tracker.events", 2, 41)]
     document = transition_document(Transition(status, alert), provenance, EVALUATED_AT)  # type: ignore[arg-type]
     return json.loads(json.dumps(document))  # type: ignore[no-any-return]
@@ -236,6 +236,7 @@ def test_a_firing_body_has_the_alertmanager_v4_shape_and_our_provenance() -> Non
     assert body["tracker"] == {
         "idempotency_key": document["idempotency_key"],
         "since": "2025-12",
+        "until": None,
         "value": pytest.approx(50 / 43),
         "provenance": {
             "events": [
@@ -250,19 +251,32 @@ def test_a_firing_body_has_the_alertmanager_v4_shape_and_our_provenance() -> Non
     assert json.loads(json.dumps(body)) == body
 
 
-def test_a_resolved_body_ends_at_the_evaluation_time() -> None:
-    # Arrange
+def test_a_resolved_body_ends_in_event_time_when_the_condition_stopped_holding() -> None:
+    # Arrange: evaluated on 2026-01-01 (wall clock), resolved by a fact of February 2026.
+    document = transition("resolved", until="2026-02")
+
+    # Act
+    body = webhook_body("policy-desk", document, EXTERNAL_URL)
+
+    # Assert: startsAt and endsAt are both event time, whenever the worker evaluated it.
+    assert body["status"] == "resolved"
+    assert body["alerts"][0]["status"] == "resolved"
+    assert body["alerts"][0]["startsAt"] == "2025-12-01T00:00:00Z"
+    assert body["alerts"][0]["endsAt"] == "2026-02-01T00:00:00Z"
+    assert body["tracker"]["until"] == "2026-02"
+    assert body["tracker"]["idempotency_key"] != transition("firing")["idempotency_key"]
+
+
+def test_a_resolved_transition_written_before_until_existed_ends_at_its_evaluation_time() -> None:
+    # Arrange: an alerts-topic record of an older worker has no "until".
     document = transition("resolved")
+    del document["alert"]["until"]
 
     # Act
     body = webhook_body("policy-desk", document, EXTERNAL_URL)
 
     # Assert
-    assert body["status"] == "resolved"
-    assert body["alerts"][0]["status"] == "resolved"
-    assert body["alerts"][0]["startsAt"] == "2025-12-01T00:00:00Z"
     assert body["alerts"][0]["endsAt"] == "2026-01-01T00:00:00Z"
-    assert body["tracker"]["idempotency_key"] != transition("firing")["idempotency_key"]
 
 
 @pytest.mark.parametrize(("since", "starts"), [("2025", "2025-01-01"), ("2025-12-04", "2025-12-04")])

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from json.encoder import encode_basestring_ascii as _quoted
 from typing import Any, Literal, NamedTuple
@@ -22,6 +22,7 @@ from tracker.core.routing import INVESTMENT_METRIC, Router, SeriesId, split_tabl
 from tracker.core.rules import (
     EVENT_FIELDS,
     EVENT_KINDS,
+    SIGNAL_LABELS,
     EventCondition,
     PeerCondition,
     Rule,
@@ -30,7 +31,7 @@ from tracker.core.rules import (
 )
 from tracker.core.signals import Signal, derive_signals, series_history
 
-__all__ = ["MAX_CAUSE_IDS", "Alert", "Transition", "evaluate", "fingerprint", "transitions"]
+__all__ = ["MAX_CAUSE_IDS", "Alert", "Transition", "evaluate", "fingerprint", "resolution", "transitions"]
 
 
 #: Signal families computed over a whole fold group: a rule on one reads the group as one unit.
@@ -66,6 +67,8 @@ class Alert(NamedTuple):
     #: How many facts caused the alert; ``cause_ids`` lists at most MAX_CAUSE_IDS of them.
     #: 0 in entries written before the count existed: there, every cause is listed.
     cause_count: int = 0
+    #: A resolved alert's event date at which its condition stopped holding (``endsAt``); "" while active.
+    until: str = ""
 
     @property
     def causes_listed(self) -> bool:
@@ -192,6 +195,23 @@ def _group_history(
         yield date, derive_signals(router, prefix, trailing=trailing, peers=peers, rates=rates)
 
 
+def _points(
+    rule: Rule, router: Router, state: Mapping[str, SeriesValue], rates: Rates
+) -> Iterator[tuple[PartialDate, dict[Labels, float]]]:
+    """Yield the values of a signal rule's signal at each distinct date of its unit's facts, newest first."""
+    name, match = rule.selector
+    if name in _GROUP_WIDE:
+        history = _group_history(router, state, name, rates)
+    else:
+        ((key, series),) = state.items()  # a signal rule on one series family reads one series
+        history = series_history(key, series, rates)
+    for date, signals in history:
+        wanted = [s for s in signals if s.name == name]
+        if match:
+            wanted = [s for s in wanted if rule.matches(dict(s.labels), match)]
+        yield date, {s.labels: s.value for s in wanted}
+
+
 def _evaluate_unit(
     rule: Rule, router: Router, state: Mapping[str, SeriesValue], unit: str, rates: Rates
 ) -> list[Alert]:
@@ -205,12 +225,7 @@ def _evaluate_unit(
     """
     bounds = rule.condition
     assert not isinstance(bounds, EventCondition)
-    name, match = rule.selector
-    if name in _GROUP_WIDE:
-        history = _group_history(router, state, name, rates)
-    else:
-        ((key, series),) = state.items()  # a signal rule on one series family reads one series
-        history = series_history(key, series, rates)
+    history = _points(rule, router, state, rates)
     points: list[tuple[PartialDate, dict[Labels, float]]] = []
 
     def at(index: int) -> tuple[PartialDate, dict[Labels, float]] | None:
@@ -218,11 +233,7 @@ def _evaluate_unit(
             found = next(history, None)
             if found is None:
                 return None
-            date, signals = found
-            wanted = [s for s in signals if s.name == name]
-            if match:
-                wanted = [s for s in wanted if rule.matches(dict(s.labels), match)]
-            points.append((date, {s.labels: s.value for s in wanted}))
+            points.append(found)
         return points[index]
 
     newest = at(0)
@@ -262,7 +273,7 @@ def _make_alert(
     unit: str,
 ) -> Alert:
     full = {"alertname": rule.name, "severity": rule.severity, **rule.labels, **labels}
-    annotations = {name: render_template(text, full, value) for name, text in rule.annotations.items()}
+    annotations = _annotations(rule.annotations, full, value)
     ids = sorted(set(causes))
     return Alert(
         fingerprint(full),
@@ -278,6 +289,55 @@ def _make_alert(
         unit,
         len(ids),
     )
+
+
+def _annotations(templates: Mapping[str, str], labels: Mapping[str, str], value: float | None) -> dict[str, str]:
+    return {name: render_template(text, labels, value) for name, text in templates.items()}
+
+
+def resolution(rules: RuleSet, router: Router, group: Mapping[str, SeriesValue], alert: Alert) -> Alert:
+    """Return ``alert`` resolved as the live facts of ``group`` describe it, in event time.
+
+    ``until`` is the event date from which its condition has not held (never before the
+    alert's ``since``), ``value`` the signal's value then, and the annotations are the
+    rule's ``resolved_annotations`` (else ``annotations``) filled with that value. An event
+    alert (its fact retracted), or one whose rule or signal is gone, ends at its ``since``.
+    """
+    ended = alert._replace(state="resolved", until=alert.since)
+    rule = next((rule for rule in rules.rules if rule.name == alert.rule), None)
+    if rule is None:
+        return ended
+    templates = rule.resolved_annotations or rule.annotations
+    found = _ending(rule, router, group, alert) if not isinstance(rule.condition, EventCondition) else None
+    until, value = found if found is not None else (alert.since, None)
+    return ended._replace(until=until, value=value, annotations=_annotations(templates, alert.labels, value))
+
+
+def _ending(
+    rule: Rule, router: Router, group: Mapping[str, SeriesValue], alert: Alert
+) -> tuple[str, float | None] | None:
+    """Return the date from which a signal alert's condition has not held, and the value then."""
+    keys = [key for key in alert.unit.partition("|")[2].split("+") if key in group]
+    if not keys:
+        return None
+    state = {key: group[key] for key in keys}
+    money = any(_kind(key) in ("investment", "chip") for key in keys)
+    rates = Rates.from_state({key: group[key] for key in group if is_rates_key(key)}) if money else Rates()
+    name = rule.selector[0]
+    own = {label: value for label, value in alert.labels.items() if label in SIGNAL_LABELS[name]}
+    points = list(reversed(list(_points(rule, router, state, rates))))
+    figures = [next((figure for labels, figure in values.items() if dict(labels) == own), None) for _, values in points]
+    machine, last_firing = _Machine(), -1
+    for index, ((date, _), figure) in enumerate(zip(points, figures, strict=True)):
+        machine.step(date, figure, rule)
+        if machine.state == "firing":
+            last_firing = index
+    since = _date(alert.since).sort_key()
+    end = next((index for index, (date, _) in enumerate(points) if date.sort_key() >= since), len(points))
+    end = max(end, last_firing + 1)
+    if end < len(points):
+        return str(points[end][0]), figures[end]
+    return alert.since, figures[-1] if figures else None  # nothing known since: the value in effect then
 
 
 def _event_alerts(rule: Rule, condition: EventCondition, group: Mapping[str, SeriesValue], unit: str) -> list[Alert]:
@@ -356,8 +416,14 @@ def evaluate(
     return {alert.fingerprint: alert for alert in alerts}
 
 
-def transitions(before: Mapping[str, Alert], after: Mapping[str, Alert]) -> list[Transition]:
-    """Return what changed between two evaluations: alerts that started or stopped firing."""
+def transitions(
+    before: Mapping[str, Alert], after: Mapping[str, Alert], resolve: Callable[[Alert], Alert] | None = None
+) -> list[Transition]:
+    """Return what changed between two evaluations: alerts that started or stopped firing.
+
+    ``resolve`` describes a resolved alert as of its resolution (``resolution`` over the
+    group evaluated); without it, a resolved alert keeps what it said when it fired.
+    """
     out = []
     for key, alert in sorted(after.items()):
         previous = before.get(key)
@@ -366,6 +432,6 @@ def transitions(before: Mapping[str, Alert], after: Mapping[str, Alert]) -> list
     for key, previous in sorted(before.items()):
         current = after.get(key)
         if previous.state == "firing" and (current is None or current.state != "firing"):
-            resolved = Alert(**{**previous.to_json(), "state": "resolved", "cause_ids": previous.cause_ids})
+            resolved = resolve(previous) if resolve else previous._replace(state="resolved", until=previous.since)
             out.append(Transition("resolved", resolved))
     return out

@@ -9,12 +9,21 @@ from __future__ import annotations
 import functools
 import re
 from collections.abc import Iterator, Mapping
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from typing import Literal, Protocol, cast
 
 import re2
 
-__all__ = ["MAX_REGEX_LENGTH", "MAX_REPEAT", "Matcher", "compile_regex", "match_all", "parse_matchers"]
+__all__ = [
+    "MAX_REGEX_LENGTH",
+    "MAX_REPEAT",
+    "Matcher",
+    "compile_regex",
+    "match_all",
+    "parse_matchers",
+    "require_known_labels",
+]
 
 _ITEM = re.compile(r'\s*([a-zA-Z_][a-zA-Z0-9_]*)\s*(=~|!~|!=|=)\s*"((?:[^"\\]|\\.)*)"\s*(,|$)')
 Op = Literal["=", "!=", "=~", "!~"]
@@ -161,3 +170,15 @@ def parse_matchers(text: str) -> tuple[Matcher, ...]:
 def match_all(matchers: tuple[Matcher, ...], labels: Mapping[str, str]) -> bool:
     """Return whether every matcher matches (no matchers match everything)."""
     return all(matcher.matches(labels) for matcher in matchers)
+
+
+def require_known_labels(matchers: tuple[Matcher, ...], known: AbstractSet[str]) -> None:
+    """Raise ValueError naming a matcher's label that no alert carries, with the labels alerts do carry.
+
+    A matcher on a label no alert has compares the empty string: ``rule="x"`` would match
+    nothing, silently, and ``rule!="x"`` everything.
+    """
+    unknown = sorted({matcher.name for matcher in matchers} - known)
+    if unknown:
+        names = ", ".join(repr(name) for name in unknown)
+        raise ValueError(f"unknown label {names}: alerts carry only {', '.join(sorted(known))}")

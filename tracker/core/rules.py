@@ -46,6 +46,24 @@ SIGNAL_KINDS: dict[str, frozenset[str]] = {
     "market_events_trailing": frozenset({"usage", "investment", "chip", "export"}),
 }
 
+#: The labels each signal family carries (tracker/core/signals.py): what an alert on it is labelled with.
+SIGNAL_LABELS: dict[str, tuple[str, ...]] = {
+    "market_usage": ("entity", "metric"),
+    "market_usage_growth_monthly_ratio": ("entity", "metric"),
+    "market_signal_observed_timestamp_seconds": ("entity", "metric"),
+    "market_investment_usd": ("entity", "period"),
+    "market_investment_usd_per_year": ("entity", "period"),
+    "market_investment": ("entity", "period", "currency"),
+    "market_investment_growth_ratio": ("entity", "period"),
+    "market_chip_units": ("buyer", "vendor", "product", "stage"),
+    "market_chip_order_value_usd": ("buyer", "vendor", "product"),
+    "market_chip_order_value": ("buyer", "vendor", "product", "currency"),
+    "market_export_rule_state": ("authority", "product", "destination"),
+    "market_export_rule_changed_timestamp_seconds": ("authority", "product", "destination"),
+    "market_peer_ratio": ("entity", "peer", "metric", "period", "peer_period"),
+    "market_events_trailing": ("entity", "type", "window"),
+}
+
 #: The series kind each event type is folded into.
 EVENT_KINDS: dict[str, str] = {
     "export_rule.changed": "export",
@@ -177,6 +195,9 @@ class Rule(_Strict):
     severity: Severity
     labels: dict[Annotated[str, Field(pattern=_LABEL)], str] = Field(default_factory=dict)
     annotations: dict[Annotated[str, Field(pattern=_LABEL)], str] = Field(default_factory=dict)
+    #: Templates of a resolved transition's annotations, filled with the values at resolution
+    #: (``annotations`` when not given).
+    resolved_annotations: dict[Annotated[str, Field(pattern=_LABEL)], str] = Field(default_factory=dict)
     threshold: ThresholdCondition | None = None
     peer: PeerCondition | None = None
     growth: GrowthCondition | None = None
@@ -187,11 +208,15 @@ class Rule(_Strict):
         given = [kind for kind in ("threshold", "peer", "growth", "event") if getattr(self, kind) is not None]
         if len(given) != 1:
             raise ValueError(f"give exactly one condition of threshold, peer, growth, event (got {given or 'none'})")
-        for name, template in self.annotations.items():
-            try:
-                list(string.Formatter().parse(template))
-            except ValueError as exc:
-                raise ValueError(f"annotations.{name}: bad template: {exc}") from None
+        for field, templates in (
+            ("annotations", self.annotations),
+            ("resolved_annotations", self.resolved_annotations),
+        ):
+            for name, template in templates.items():
+                try:
+                    list(string.Formatter().parse(template))
+                except ValueError as exc:
+                    raise ValueError(f"{field}.{name}: bad template: {exc}") from None
         return self
 
     @functools.cached_property
@@ -227,8 +252,15 @@ class Rule(_Strict):
     @functools.cached_property
     def version(self) -> str:
         """Return a digest of the rule's definition, recorded with each transition."""
-        text = json.dumps(self.model_dump(mode="json"), sort_keys=True)
+        text = json.dumps(self.definition(), sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+    def definition(self) -> dict[str, Any]:
+        """Return the rule as JSON data, without resolved_annotations when it has none (versions stay put)."""
+        data = self.model_dump(mode="json")
+        if not data["resolved_annotations"]:
+            del data["resolved_annotations"]
+        return data
 
     def matches(self, labels: Mapping[str, str], match: Mapping[str, str]) -> bool:
         """Return whether every matcher glob matches the label of the same name."""
@@ -251,8 +283,21 @@ class RuleSet(_Strict):
     @functools.cached_property
     def version(self) -> str:
         """Return a digest of the whole rule set."""
-        text = json.dumps(self.model_dump(mode="json"), sort_keys=True)
+        text = json.dumps({"rules": [rule.definition() for rule in self.rules]}, sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+    @functools.cached_property
+    def label_names(self) -> frozenset[str]:
+        """Return every label an alert of these rules can carry (what a matcher may name)."""
+        names = {"alertname", "severity"}
+        for rule in self.rules:
+            names.update(rule.labels)
+            condition = rule.condition
+            if isinstance(condition, EventCondition):
+                names.update((*EVENT_FIELDS[condition.type], "event_id"))
+            else:
+                names.update(SIGNAL_LABELS[rule.selector[0]])
+        return frozenset(names)
 
     def peer_pairs(self) -> tuple[PeerPair, ...]:
         """Return the peer pairs the rules compare (they must fold on one partition)."""
@@ -266,10 +311,17 @@ class _Lenient(dict[str, Any]):
         return "{" + key + "}"
 
 
+class _NoValue:
+    """What ``{value:.3f}`` shows when the signal has no value (its facts were retracted)."""
+
+    def __format__(self, spec: str) -> str:
+        return "no value"
+
+
 def render_template(template: str, labels: Mapping[str, str], value: float | None) -> str:
     """Fill ``{label}`` and ``{value}`` placeholders; unknown placeholders stay as written."""
     try:
-        return template.format_map(_Lenient(labels, value=value))
+        return template.format_map(_Lenient(labels, value=_NoValue() if value is None else value))
     except (ValueError, TypeError, IndexError, AttributeError):
         return template
 

@@ -185,15 +185,24 @@ def _rfc3339(date: dt.datetime) -> str:
     return date.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def _day(date: str) -> dt.datetime:
+    return dt.datetime.combine(PartialDate.parse(date).start, dt.time(), dt.UTC)
+
+
 def webhook_body(subscription_id: str, transition: Mapping[str, Any], external_url: str) -> dict[str, Any]:
     """Return the Alertmanager-compatible (version 4) body for one transition."""
     alert = transition["alert"]
     status = transition["status"]
-    since = PartialDate.parse(alert["since"]).start
-    starts = dt.datetime.combine(since, dt.time(), dt.UTC)
-    ends = (
-        _rfc3339(dt.datetime.fromtimestamp(transition["evaluated_at"], dt.UTC)) if status == "resolved" else _ZERO_TIME
-    )
+    # Both in event time: the first day of the date the condition started (and stopped) holding.
+    starts = _rfc3339(_day(alert["since"]))
+    # A transition written before ``until`` existed ends at its wall-clock evaluation, as it used to.
+    until = alert.get("until") or None
+    if status != "resolved":
+        ends = _ZERO_TIME
+    elif until is not None:
+        ends = _rfc3339(_day(until))
+    else:
+        ends = _rfc3339(dt.datetime.fromtimestamp(transition["evaluated_at"], dt.UTC))
     labels = dict(alert["labels"])
     return {
         "version": "4",
@@ -210,7 +219,7 @@ def webhook_body(subscription_id: str, transition: Mapping[str, Any], external_u
                 "status": status,
                 "labels": labels,
                 "annotations": dict(alert["annotations"]),
-                "startsAt": _rfc3339(starts),
+                "startsAt": starts,
                 "endsAt": ends,
                 "generatorURL": f"{external_url}/v1/alerts",
                 "fingerprint": alert["fingerprint"],
@@ -219,6 +228,7 @@ def webhook_body(subscription_id: str, transition: Mapping[str, Any], external_u
         "tracker": {
             "idempotency_key": transition["idempotency_key"],
             "since": alert["since"],
+            "until": alert.get("until") or None,
             "value": alert["value"],
             "provenance": transition["provenance"],
         },

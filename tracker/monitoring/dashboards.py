@@ -311,7 +311,7 @@ def _alerts() -> Section:
                         ),
                     ),
                     _column_links(
-                        "rule",
+                        "alertname",
                         _link("Provenance (worker API)", "${api}/v1/alerts?state=firing"),
                     ),
                 ),
@@ -498,10 +498,10 @@ def _notifications() -> Section:
             ),
             _stat(
                 "Alert transitions since worker start",
-                "Transitions the rules published to the alerts topic, by rule and state.",
+                "Transitions the rules published to the alerts topic, by rule (alertname) and state.",
                 Query(
-                    f"sum by (rule, state) (tracker_alert_transitions_total{{{WORKERS}}}){ZERO}",
-                    "{{rule}} {{state}}",
+                    f"sum by (alertname, state) (tracker_alert_transitions_total{{{WORKERS}}}){ZERO}",
+                    "{{alertname}} {{state}}",
                 ),
                 width=8,
             ),

@@ -15,6 +15,7 @@ and never loses it.
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import json
 import time
@@ -25,7 +26,7 @@ from typing import Any, NamedTuple
 
 import orjson
 
-from tracker.core.alerts import Alert, Transition, evaluate_units, transitions
+from tracker.core.alerts import Alert, Transition, evaluate_units, resolution, transitions
 from tracker.core.fold import SeriesValue
 from tracker.core.routing import Router
 from tracker.core.rules import RuleSet
@@ -227,7 +228,8 @@ class Alerting:
                     fp: alert.state for fp, alert in after.items()
                 }:  # the same alerts in the same states make no transition: the common case
                     before = {fp: Alert.from_json(entry["alert"]) for fp, entry in previous.items()}
-                    changes = [_document(t, trail, now) for t in transitions(before, after)]
+                    resolve = functools.partial(resolution, self.rules, self.router, state)
+                    changes = [_document(t, trail, now) for t in transitions(before, after, resolve)]
                 documents.extend(changes)
                 kept = self._entries(previous, after, changes, trail, now)
                 split: dict[str, dict[str, Any]] = {}
@@ -251,7 +253,7 @@ class Alerting:
             await self.send([(d["alert"]["fingerprint"].encode(), orjson.dumps(d)) for d in documents])
         counts = Counter((document["alert"]["rule"], document["status"]) for document in documents)
         for (rule, status), count in counts.items():  # one labelled increment per rule and status
-            self.metrics.transitions.labels(rule=rule, state=status).inc(count)
+            self.metrics.transitions.labels(alertname=rule, state=status).inc(count)
         for count, (key, value) in enumerate(writes.items(), 1):
             if count % (10 * GROUPS_PER_YIELD) == 0:
                 await asyncio.sleep(0)

@@ -72,8 +72,8 @@ class PipelineMetrics:
             ),
             transitions=Counter(
                 "tracker_alert_transitions",
-                "Alert transitions published, by rule and state (firing, resolved).",
-                ["rule", "state"],
+                "Alert transitions published, by rule (alertname) and state (firing, resolved).",
+                ["alertname", "state"],
                 registry=registry,
             ),
             batch_size=Histogram(
@@ -109,7 +109,7 @@ class PipelineMetrics:
             metrics.notifications.labels(outcome=outcome)
         for rule in rules:
             for state in ("firing", "resolved"):
-                metrics.transitions.labels(rule=rule, state=state)
+                metrics.transitions.labels(alertname=rule, state=state)
         return metrics
 
 
@@ -181,10 +181,8 @@ class AlertCollector(Collector):
             alert = entry["alert"]
             if alert["state"] != "firing":
                 continue
-            labels = {
-                "rule": alert["rule"],
-                **{k: v for k, v in alert["labels"].items() if k != "alertname"},
-            }
+            # The rule is ``alertname`` here as in the alert's labels, matchers and streams.
+            labels = {**alert["labels"], "alertname": alert["rule"]}
             family.add_sample("market_alert_firing", labels, 1.0)
         yield family
 

@@ -13,7 +13,7 @@ from faust.web import Request, Response, View
 from pydantic import ValidationError
 
 from tracker.core.decode import field_errors, parse_json
-from tracker.core.matchers import parse_matchers
+from tracker.core.matchers import parse_matchers, require_known_labels
 from tracker.core.queries import alert_query, as_of_query, fact_query, signal_query
 from tracker.core.subscriptions import Subscription, WebhookChannel, capacity_refusal
 from tracker.errors import InfrastructureError, InputFormatError, QueryRefused, WebhookTargetRefused
@@ -39,6 +39,7 @@ def install_routes(
     settings = worker.settings
     limit = settings.max_body_bytes
     policy = settings.webhook_policy
+    labels = worker.rules.label_names
     guard = HttpGuard(
         tokens=TokenSet.from_config(settings.api_tokens, settings.api_token_sha256),
         read_requires_token=settings.read_requires_token,
@@ -118,6 +119,7 @@ def install_routes(
             """Stream alert transitions as Server-Sent Events; ``match`` or ``subscription`` filter them."""
             try:
                 matchers = _feed_matchers(request.query, notifications)
+                require_known_labels(matchers, labels)
             except ValueError as exc:
                 return self.json({"error": str(exc)}, status=400)
             response = aioweb.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
@@ -156,6 +158,10 @@ def install_routes(
             except ValidationError as exc:
                 errors = field_errors(exc, frozenset({"webhook", "sse"}))
                 return self.json({"errors": [{"path": e.path, "reason": e.reason} for e in errors]}, status=422)
+            try:
+                require_known_labels(subscription.parsed_matchers, labels)
+            except ValueError as exc:
+                return self.json({"errors": [{"path": "matchers", "reason": str(exc)}]}, status=422)
             # Checked against this worker's registry: creations racing on other workers may pass a cap by a few.
             full = capacity_refusal(
                 notifications.subscriptions(),
