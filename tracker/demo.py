@@ -121,6 +121,7 @@ def _print_signals(signals: list[dict[str, Any]]) -> None:
 
 def run_demo(settings: Settings, events_paths: list[Path]) -> int:
     """Run the whole demo; return the exit status."""
+    print(f"page: http://{settings.http_host}:{settings.http_port}/ (charts, facts and alerts, once the demo is up)")
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     _stop_worker(settings)
     if settings.uses_local_broker:
