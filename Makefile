@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: venv demo test test-faults test-unit check stop kafka-start kafka-stop schema dashboards clean
+.PHONY: venv demo test test-faults test-unit check stop kafka-start kafka-stop schema dashboards screenshots clean
 
 # The page's charting library, vendored from the npm registry (tracker/page/library.json pins it).
 PAGE_LIBRARY := tracker/page/static/vendor/chart.umd.min.js
@@ -51,6 +51,11 @@ test: venv
 # Only the fault-injection and hostile-input tests (docs/reliability.md); make test runs them too.
 test-faults: venv
 	$(BIN)/python -m pytest -q -m faults
+
+# The page tests, saving the README's screenshots of the page under docs/.
+screenshots: venv
+	bash deploy/page/install-chromium.sh
+	TRACKER_PAGE_SCREENSHOTS=docs $(BIN)/python -m pytest -q tests/integration/test_page.py
 
 test-unit: venv
 	$(BIN)/python -m pytest -q -m unit

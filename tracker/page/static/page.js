@@ -23,6 +23,7 @@
   const SEVERITY_ORDER = { critical: 0, warning: 1, info: 2 };
   const MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
   const significant = new Intl.NumberFormat("en", { maximumSignificantDigits: 3 });
+  const ratio = new Intl.NumberFormat("en", { maximumSignificantDigits: 4 });
   const plain = new Intl.NumberFormat("en", { maximumFractionDigits: 2 });
   const percent = new Intl.NumberFormat("en", { style: "percent", maximumFractionDigits: 2, signDisplay: "always" });
 
@@ -456,8 +457,8 @@
     }
     const value = signals.filter((s) => s.name === "market_chip_order_value_usd").reduce((sum, s) => sum + s.value, 0);
     if (value) lines.push(["Chips ordered, value", `${human(value)} USD`]);
-    for (const ratio of signals.filter((s) => s.name === "market_peer_ratio")) {
-      lines.push([`Against ${ratio.labels.peer} (${ratio.labels.metric})`, `ratio ${significant.format(ratio.value)}`]);
+    for (const found of signals.filter((s) => s.name === "market_peer_ratio")) {
+      lines.push([`Against ${found.labels.peer} (${found.labels.metric})`, `ratio ${ratio.format(found.value)}`]);
     }
     for (const regime of signals.filter((s) => s.name === "market_export_rule_state")) {
       const l = regime.labels;
@@ -689,6 +690,7 @@
     status.textContent = `${entity ?? "Overview"} loaded${asOf ? `, as of ${dateText(asOf)}` : ""}.`;
     main.setAttribute("aria-busy", "false");
     document.body.dataset.state = main.querySelector(".error") ? "error" : "ready";
+    performance.mark("tracker:drawn"); // what the page-load measurement reads (docs/performance.md)
     if (!firstRender) main.querySelector("h1")?.focus?.();
     firstRender = false;
   }
