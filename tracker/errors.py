@@ -7,6 +7,7 @@
     │   │   └── TooManyRecords       a body holds more records than one request may carry
     │   ├── AuthenticationError      a request carries no bearer token (HTTP 401)
     │   ├── AuthorizationError       a request's bearer token is not accepted (HTTP 403)
+    │   ├── QueryRefused             a read names an unknown parameter, family, label or value (HTTP 400)
     │   └── WebhookTargetRefused     a webhook URL's host or address is not allowed
     ├── ConfigurationError           settings or a config file are unusable
     └── InfrastructureError          something outside the process failed
@@ -33,6 +34,7 @@ __all__ = [
     "InfrastructureError",
     "InputFormatError",
     "PublishError",
+    "QueryRefused",
     "TooManyRecords",
     "TrackerError",
     "WebhookTargetRefused",
@@ -108,3 +110,12 @@ class BrokerError(InfrastructureError):
 
 class PublishError(InfrastructureError):
     """The broker did not acknowledge a record."""
+
+
+class QueryRefused(DomainError):
+    """A read names an unknown parameter, signal family, label or value: never answered with nothing."""
+
+    def __init__(self, parameter: str, reason: str, accepted: Sequence[str] = ()) -> None:
+        super().__init__(f"{parameter}: {reason}")
+        self.parameter = parameter
+        self.accepted = list(accepted)

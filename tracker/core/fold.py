@@ -3,7 +3,16 @@
 A series value is plain JSON so that it can live in a changelogged table::
 
     {"facts": {event_id: [digest, occurred_on, ...payload]},
-     "retracted": {event_id: retraction_id}}
+     "retracted": {event_id: retraction_id},
+     "known": {event_id: offset | [known_on, offset]}}
+
+``known`` says where each fact's and each retraction's record is in the events
+topic (the offset; the partition is the key's) and, when it is not the first
+day of the fact's ``occurred_on`` (a ``reported_on`` says otherwise, or the id
+is a retraction's), when it became known (``tracker.core.knowledge``). Readers
+answer "as of" a date with it and read the fact's document back from the log.
+A fact with no entry (written before ``known`` existed, or folded without a
+log) counts as known from its ``occurred_on`` and has no position.
 
 A fact is recorded once per id within its series; the same id with other
 content keeps the content with the smaller digest, so the outcome never
@@ -42,6 +51,7 @@ from tracker.core.events import (
     content_digest,
 )
 from tracker.core.fx import rates_key
+from tracker.core.knowledge import entry_day, first_day, known_on
 from tracker.core.routing import Router, SeriesId, series_of
 
 __all__ = [
@@ -51,6 +61,7 @@ __all__ = [
     "Projection",
     "count_tombstones",
     "fact_payload",
+    "known_entries",
     "live_facts",
     "tombstone_keys",
     "tombstones_key",
@@ -113,7 +124,37 @@ def live_facts(value: SeriesValue) -> Iterator[tuple[str, list[Any]]]:
 
 def empty_series() -> SeriesValue:
     """Return the value of a series that has seen nothing."""
-    return {"facts": {}, "retracted": {}}
+    return {"facts": {}, "retracted": {}, "known": {}}
+
+
+def known_entries(value: SeriesValue) -> dict[str, Any]:
+    """Return a series' ``known`` map (empty in a value written before it existed)."""
+    known: dict[str, Any] = value.get("known", {})
+    return known
+
+
+#: Where a record is in the events topic: (partition, offset), or None when the caller has no log.
+Position = tuple[int, int] | None
+
+
+def _entry(event: Event, position: Position) -> Any:
+    """Return what ``known`` keeps of a record: its offset, and its knowledge day unless it is the default.
+
+    Most facts carry no ``reported_on``: one number per fact keeps the table value small
+    (a list per fact tripled the cost of encoding a series). The partition is the key's own.
+    """
+    day = known_on(event)
+    offset = position[1] if position is not None else None
+    if isinstance(event, EventRetracted) or day != first_day(event.occurred_on):
+        return [day, offset]
+    return offset
+
+
+def _keep(known: dict[str, Any], event_id: str, entry: Any) -> None:
+    if entry is None:
+        known.pop(event_id, None)  # the default: known from occurred_on, no position
+    else:
+        known[event_id] = entry
 
 
 class FoldBatch:
@@ -156,6 +197,7 @@ class FoldBatch:
                 else {
                     "facts": dict(stored["facts"]),
                     "retracted": dict(stored["retracted"]),
+                    "known": dict(stored.get("known", ())),
                 }
             )
             self.changed[key] = value
@@ -172,15 +214,17 @@ class FoldBatch:
     def _peek(self, key: str) -> SeriesValue | None:
         return self.changed.get(key) or self._stored(key)
 
-    def apply(self, event: Event, event_id: str, series: SeriesId | None = None) -> Outcome:
+    def apply(self, event: Event, event_id: str, series: SeriesId | None = None, position: Position = None) -> Outcome:
         """Fold one event; afterwards ``touched`` lists the keys it changed.
 
         ``series`` is the fact's series when the caller has it already (the worker
-        routes each record by it first).
+        routes each record by it first); ``position`` is the record's (partition,
+        offset) in the events topic, kept so that readers can fetch the document.
         """
         self.touched = []
+        entry = _entry(event, position)
         if isinstance(event, EventRetracted):
-            return self._retract(event.target_id, event_id)
+            return self._retract(event.target_id, event_id, entry)
         if isinstance(event, FxRateReported):
             key = self._rates(event_id)
         else:
@@ -194,33 +238,66 @@ class FoldBatch:
             # Nothing changes, but the caller re-evaluates what depends on this series:
             # after a crash the fold may be redone while what followed it was lost.
             self.revisited.add(key)
+            default = first_day(payload[1])
+            # The earliest knowledge wins, so what "as of" sees never depends on arrival order.
+            if entry_day(entry, default) < entry_day(known_entries(stored).get(event_id), default):  # type: ignore[arg-type]
+                self._get(key)["known"][event_id] = entry
             self.touched = [key]
             return Outcome.DUPLICATE
         value = self._get(key)
         tombstones = self._peek(self._tombstones(event_id))
         if tombstones is not None and event_id in tombstones["retracted"]:
-            value["retracted"][event_id] = tombstones["retracted"][event_id]
+            retraction_id = value["retracted"][event_id] = tombstones["retracted"][event_id]
+            retraction = known_entries(tombstones).get(retraction_id)
+            if retraction is not None:
+                value["known"][retraction_id] = retraction
         if known is None:
             value["facts"][event_id] = payload
+            _keep(value["known"], event_id, entry)
             if not key.startswith("#"):  # a retraction finds a rate by its rates key, not an index
                 self.applied.setdefault(event_id, set()).add(key)
             return Outcome.APPLIED
         if payload[0] < known[0]:
             value["facts"][event_id] = payload
+            _keep(value["known"], event_id, entry)
         return Outcome.ID_CONFLICT
 
-    def _retract(self, target_id: str, retraction_id: str) -> Outcome:
+    def _retract(self, target_id: str, retraction_id: str, entry: Any) -> Outcome:
         tombstones_key = self._tombstones(target_id)
-        known = self._peek(tombstones_key)
-        if known is None or target_id not in known["retracted"]:
-            self._get(tombstones_key)["retracted"][target_id] = retraction_id
+        stored = self._peek(tombstones_key)
+        if stored is None or self._supersedes(stored, target_id, retraction_id, entry):
+            self._mark(self._get(tombstones_key), target_id, retraction_id, entry)
         candidates = set(self._locate(target_id)) | self.applied.get(target_id, set())
         candidates.add(self._rates(target_id))  # the target may be an exchange rate
         for key in sorted(candidates):
             stored = self._peek(key)
-            if stored is not None and target_id in stored["facts"] and target_id not in stored["retracted"]:
-                self._get(key)["retracted"][target_id] = retraction_id
+            if (
+                stored is not None
+                and target_id in stored["facts"]
+                and self._supersedes(stored, target_id, retraction_id, entry)
+            ):
+                self._mark(self._get(key), target_id, retraction_id, entry)
         return Outcome.RETRACTION
+
+    @staticmethod
+    def _supersedes(value: SeriesValue, target_id: str, retraction_id: str, entry: Any) -> bool:
+        """Return whether this retraction is the one to record: the first, or one known earlier."""
+        current = value["retracted"].get(target_id)
+        if current is None:
+            return True
+        if current == retraction_id:
+            return False
+        kept = known_entries(value).get(current)
+        # The earliest known retraction counts (then the smaller id), whatever the arrival order.
+        return isinstance(kept, list) and (entry[0], retraction_id) < (kept[0], current)
+
+    @staticmethod
+    def _mark(value: SeriesValue, target_id: str, retraction_id: str, entry: Any) -> None:
+        previous = value["retracted"].get(target_id)
+        value["retracted"][target_id] = retraction_id
+        value["known"][retraction_id] = entry
+        if previous is not None and previous not in value["facts"] and previous not in value["retracted"].values():
+            value["known"].pop(previous, None)
 
 
 def tombstones_key(partition: int, event_id: str) -> str:

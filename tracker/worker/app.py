@@ -27,12 +27,14 @@ from faust.sensors.prometheus import setup_prometheus_sensors
 from prometheus_client import CollectorRegistry
 
 from tracker.core.fold import count_tombstones
+from tracker.core.knowledge import known_state
 from tracker.core.routing import Router
 from tracker.core.rules import RuleSet
 from tracker.core.signals import Signal, derive_signals
 from tracker.kafka.client_config import faust_credentials
 from tracker.kafka.committing import CommittingConsumer
 from tracker.kafka.lag import LagProbe
+from tracker.kafka.log_reader import LogReader
 from tracker.kafka.partitioning import partition_for, partitioner
 from tracker.kafka.publisher import Publisher
 from tracker.kafka.topics import MAX_TABLE_VALUE_BYTES, refused_for_good
@@ -54,6 +56,7 @@ from tracker.worker.metrics import (
     owned_state,
 )
 from tracker.worker.notifications import Notifications
+from tracker.worker.reads import Reads
 from tracker.worker.routes import install_routes
 
 __all__ = ["Worker", "build_worker"]
@@ -107,18 +110,17 @@ class Worker:
         actives = self.app.assignor.assigned_actives()
         return {tp.partition for tp in actives if tp.topic == self.settings.events_topic}
 
-    def signals(self, entity: str | None = None) -> list[Signal]:
-        """Derive the signals of the keys this worker owns (only ``entity``'s fold group if given)."""
+    def signals(self, entity: str | None = None, as_of: str | None = None) -> list[Signal]:
+        """Derive the signals of the keys this worker owns (only ``entity``'s fold group), as known on ``as_of``."""
         if entity is None:
-            return derive_signals(
-                self.router, owned_state(self.table, self.owned_partitions(), self.settings.partitions)
-            )
+            owned = owned_state(self.table, self.owned_partitions(), self.settings.partitions)
+            return derive_signals(self.router, known_state(owned, as_of))
         fold_key = self.router.fold_key(entity)
         if partition_for(fold_key, self.settings.partitions) not in self.owned_partitions():
             return []
         assert self.index is not None
         state = {key: self.table[key] for key in self.index.group(fold_key) if self.table.get(key) is not None}
-        return derive_signals(self.router, state)
+        return derive_signals(self.router, known_state(state, as_of))
 
     def tombstones(self) -> dict[int, int]:
         """Return, per owned partition, how many retracted ids it keeps tombstones for."""
@@ -343,7 +345,8 @@ def build_worker(settings: Settings) -> Worker:
 
     app.timer(1.0, name="remind")(remind)
     ingestion = Ingestion(settings, Publisher(settings, router))
-    install_routes(app, worker, ingestion, notifications)
+    log = LogReader(settings, settings.events_topic)
+    install_routes(app, worker, ingestion, notifications, Reads(worker, log))
 
     @app.service
     class WorkerServices(faust.Service):
@@ -359,6 +362,7 @@ def build_worker(settings: Settings) -> Worker:
             await transitions.stop()
             await notifications.stop()
             await ingestion.close()
+            await log.close()
 
     return worker
 

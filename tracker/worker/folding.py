@@ -191,7 +191,7 @@ class BatchFolder:
                 await self.send(self.events_topic, key.encode(), encode_event(event), None, [])
                 self.metrics.rerouted.inc()
                 return
-        outcome = batch.apply(event, event_id, series)
+        outcome = batch.apply(event, event_id, series, (record.partition, record.offset))
         self._applied += 1
         provenance = Provenance(event_id, record.topic, record.partition, record.offset)
         for key in batch.touched:

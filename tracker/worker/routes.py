@@ -14,9 +14,9 @@ from pydantic import ValidationError
 
 from tracker.core.decode import field_errors, parse_json
 from tracker.core.matchers import parse_matchers
-from tracker.core.signals import Signal
+from tracker.core.queries import alert_query, as_of_query, fact_query, signal_query
 from tracker.core.subscriptions import Subscription, WebhookChannel, capacity_refusal
-from tracker.errors import InfrastructureError, InputFormatError, WebhookTargetRefused
+from tracker.errors import InfrastructureError, InputFormatError, QueryRefused, WebhookTargetRefused
 from tracker.security import TokenSet, bearer_token, check_webhook_url
 from tracker.worker.api import Ingestion, TooLarge, ingest_body, read_limited, signals_document
 from tracker.worker.http_guard import SMALL_BODY_LIMIT, HttpGuard
@@ -26,13 +26,16 @@ from tracker.worker.page import install_page
 if TYPE_CHECKING:
     from tracker.settings import Settings
     from tracker.worker.app import Worker
+    from tracker.worker.reads import Reads
 
 __all__ = ["install_routes"]
 
 FEED_KEEPALIVE_SECONDS = 15.0
 
 
-def install_routes(app: faust.App, worker: Worker, ingestion: Ingestion, notifications: Notifications) -> None:
+def install_routes(
+    app: faust.App, worker: Worker, ingestion: Ingestion, notifications: Notifications, reads: Reads
+) -> None:
     """Register every route of the worker on the Faust app, behind the HTTP guard."""
     settings = worker.settings
     limit = settings.max_body_bytes
@@ -61,24 +64,55 @@ def install_routes(app: faust.App, worker: Worker, ingestion: Ingestion, notific
     @app.page("/v1/signals")
     class Signals(View):
         async def get(self, request: Request) -> Response:
-            """List derived signals; ``name`` and label query parameters filter them."""
-            wanted = dict(request.query)
+            """List derived signals; ``name``, label and ``as_of`` query parameters select them."""
+            try:
+                query = signal_query(request.query.items())
+            except QueryRefused as exc:
+                return self.json(_refusal(exc), status=400)
+            return self.json(signals_document(reads.signals(query), lambda _: True))
 
-            def match(signal: Signal) -> bool:
-                labels = dict(signal.labels)
-                return all(
-                    signal.name == value if key == "name" else labels.get(key) == value for key, value in wanted.items()
-                )
+    @app.page("/v1/signals/history")
+    class SignalHistory(View):
+        async def get(self, request: Request) -> Response:
+            """Return a signal family's values after each event date of its facts (labels and ``as_of`` select)."""
+            try:
+                query = signal_query(request.query.items(), history=True)
+            except QueryRefused as exc:
+                return self.json(_refusal(exc), status=400)
+            return self.json(reads.history(query))
 
-            return self.json(signals_document(worker.signals(wanted.get("entity")), match))
+    @app.page("/v1/facts")
+    class Facts(View):
+        async def get(self, request: Request) -> Response:
+            """List facts in event-time order, with their sources; filters, ``as_of`` and a cursor."""
+            try:
+                query = fact_query(request.query.items())
+            except QueryRefused as exc:
+                return self.json(_refusal(exc), status=400)
+            return self.json(await reads.facts(query))
+
+    @app.page("/v1/facts/{event_id}")
+    class OneFact(View):
+        async def get(self, request: Request, event_id: str) -> Response:
+            """Return one fact, the signals it feeds now and the alerts it caused or resolved."""
+            try:
+                as_of = as_of_query(request.query.items())
+            except QueryRefused as exc:
+                return self.json(_refusal(exc), status=400)
+            found = await reads.fact(event_id, as_of)
+            if found is None:
+                return self.json({"error": f"no fact {event_id!r} on this worker's partitions"}, status=404)
+            return self.json(found)
 
     @app.page("/v1/alerts")
     class Alerts(View):
         async def get(self, request: Request) -> Response:
-            """List active alerts with their provenance; ``state`` filters pending/firing."""
-            wanted = request.query.get("state")
-            entries = [e for e in worker.alerts() if wanted is None or e["alert"]["state"] == wanted]
-            return self.json({"alerts": [{**e["alert"], "provenance": e["provenance"]} for e in entries]})
+            """List active alerts with their provenance; ``state`` filters pending/firing, ``as_of`` re-evaluates."""
+            try:
+                query = alert_query(request.query.items())
+            except QueryRefused as exc:
+                return self.json(_refusal(exc), status=400)
+            return self.json({"alerts": reads.alerts(query)})
 
     @app.page("/v1/alerts/stream")
     class AlertStream(View):
@@ -213,6 +247,11 @@ async def _stream(response: aioweb.StreamResponse, queue: Feed, settings: Settin
         data = json.dumps(transition, sort_keys=True)
         await write(f"id: {transition['idempotency_key']}\nevent: {transition['status']}\ndata: {data}\n\n".encode())
         last_sent = loop.time()
+
+
+def _refusal(exc: QueryRefused) -> dict[str, Any]:
+    """Return the 400 body of a refused query: the sentence, the parameter, what is accepted."""
+    return {"error": str(exc), "parameter": exc.parameter, "accepted": exc.accepted}
 
 
 def _may_write(tokens: TokenSet, request: Request) -> bool:

@@ -1,0 +1,211 @@
+"""The worker's read side: facts with their documents, histories, and answers "as of" a date.
+
+Each worker answers for the partitions it owns, like /v1/signals. The pure
+core decides what to list (``tracker.core.facts``, ``history``, ``knowledge``);
+this module reads the tables, fetches the documents of a page from the
+events topic (``LogReader``) and evaluates the alert rules on a past state.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from tracker.core.alerts import Alert, evaluate
+from tracker.core.decode import decode_event
+from tracker.core.facts import FactEntry, candidates, fact_document, find_fact, matches_document, state_document
+from tracker.core.fold import SeriesValue
+from tracker.core.fx import rates_keys
+from tracker.core.history import signal_history
+from tracker.core.knowledge import entry_offset, known_state
+from tracker.core.queries import AlertQuery, FactQuery, SignalQuery, encode_cursor
+from tracker.core.signals import Signal, derive_signals
+from tracker.errors import EventValidationError
+from tracker.kafka.log_reader import LogReader
+from tracker.kafka.partitioning import partition_for
+from tracker.worker.metrics import owned_state
+
+if TYPE_CHECKING:
+    from tracker.worker.app import Worker
+
+__all__ = ["Reads"]
+
+
+class Reads:
+    """Answer the read endpoints from one worker's tables and the events topic."""
+
+    def __init__(self, worker: Worker, log: LogReader) -> None:
+        self.worker = worker
+        self.log = log
+        self.topic = worker.settings.events_topic
+        self.partitions = worker.settings.partitions
+
+    def _owned(self) -> dict[str, SeriesValue]:
+        return owned_state(self.worker.table, self.worker.owned_partitions(), self.partitions)
+
+    def _group(self, fold_key: str) -> dict[str, SeriesValue]:
+        assert self.worker.index is not None
+        table = self.worker.table
+        return {key: value for key in self.worker.index.group(fold_key) if (value := table.get(key)) is not None}
+
+    def signals(self, query: SignalQuery) -> list[Signal]:
+        """Return the signals of the owned partitions as known on ``query.as_of``, filtered by ``query``."""
+        signals = self.worker.signals(query.labels.get("entity"), query.as_of)
+        return [signal for signal in signals if _matches(signal, query)]
+
+    def history(self, query: SignalQuery) -> dict[str, Any]:
+        """Return /v1/signals/history's document."""
+        state = known_state(self._owned(), query.as_of)
+        return {"series": [item.to_json() for item in signal_history(self.worker.router, state, query)]}
+
+    async def facts(self, query: FactQuery) -> dict[str, Any]:
+        """Return a page of /v1/facts, documents read from the log."""
+        found = candidates(self._owned(), query)
+        page: list[dict[str, Any]] = []
+        index = 0
+        while index < len(found) and len(page) < query.limit:
+            chunk = found[index : index + query.limit - len(page)]
+            documents = await self._documents(chunk)
+            for entry in chunk:
+                index += 1
+                document = documents.get(entry.event_id)
+                if matches_document(_or_state(entry, document), query):
+                    page.append(self._fact(entry, document))
+                    if len(page) == query.limit:
+                        break
+        last = page[-1] if page else None
+        more = last is not None and index < len(found)
+        return {
+            "facts": page,
+            "next_cursor": encode_cursor(last["occurred_on"], last["id"]) if more and last else None,
+        }
+
+    async def fact(self, event_id: str, as_of: str | None) -> dict[str, Any] | None:
+        """Return /v1/facts/{id}'s document, or None when no owned partition holds the fact."""
+        located = self._locate(event_id)
+        if located is None:
+            return None
+        key, group = located
+        group = known_state(group, as_of)
+        entry = find_fact({key: group[key]}, event_id)
+        if entry is None:
+            return None  # not known yet on as_of
+        documents = await self._documents([entry])
+        return {
+            "fact": self._fact(entry, documents.get(event_id)),
+            "signals": [_signal_json(s) for s in self._fed(group, key, entry)],
+            "alerts": self._alerts_of(group, key, entry),
+        }
+
+    def alerts(self, query: AlertQuery) -> list[dict[str, Any]]:
+        """Return the active alerts, now (with their stored provenance) or as evaluated on ``query.as_of``."""
+        if query.as_of is None:
+            entries = self.worker.alerts()
+            alerts = [{**entry["alert"], "provenance": entry["provenance"]} for entry in entries]
+        else:
+            alerts = []
+            assert self.worker.index is not None
+            for partition in sorted(self.worker.owned_partitions()):
+                for fold_key in sorted(self.worker.index.fold_keys(partition)):
+                    group = known_state(self._group(fold_key), query.as_of)
+                    for alert in evaluate(self.worker.rules, self.worker.router, group).values():
+                        alerts.append({**alert.to_json(), "provenance": self._provenance(group, alert)})
+            alerts.sort(key=lambda alert: (alert["rule"], alert["fingerprint"]))
+        return [alert for alert in alerts if query.state is None or alert["state"] == query.state]
+
+    # --- helpers -----------------------------------------------------------------------------------------
+
+    def _locate(self, event_id: str) -> tuple[str, dict[str, SeriesValue]] | None:
+        """Return the key holding a fact on an owned partition and the state its signals read."""
+        index = self.worker.index
+        assert index is not None
+        table = self.worker.table
+        for partition in sorted(self.worker.owned_partitions()):
+            for key in index.locate(partition, event_id):
+                value = table.get(key)
+                if value is not None and event_id in value["facts"]:
+                    return key, self._group(key.partition("/")[0])
+            for key in rates_keys(partition):
+                value = table.get(key)
+                if value is not None and event_id in value["facts"]:
+                    return key, self._owned()  # a rate converts money in every group
+        return None
+
+    async def _documents(self, entries: list[FactEntry]) -> dict[str, dict[str, Any]]:
+        wanted = {(partition_for(e.key, self.partitions), e.offset): e for e in entries if isinstance(e.offset, int)}
+        records = await self.log.read(list(wanted))
+        documents: dict[str, dict[str, Any]] = {}
+        for position, value in records.items():
+            try:
+                event = decode_event(value)
+            except EventValidationError:
+                continue
+            entry = wanted[position]
+            if event.event_id == entry.event_id:  # the record the fold kept, not another one
+                documents[entry.event_id] = {**event.model_dump(mode="json"), "id": entry.event_id}
+        return documents
+
+    def _fact(self, entry: FactEntry, document: dict[str, Any] | None) -> dict[str, Any]:
+        return fact_document(entry, document, self.topic, partition_for(entry.key, self.partitions))
+
+    def _fed(self, group: dict[str, SeriesValue], key: str, entry: FactEntry) -> list[Signal]:
+        """Return the signals the fact feeds: those that change when it is taken away."""
+        if entry.retracted_by is not None:
+            return []
+        router = self.worker.router
+        without = set(derive_signals(router, _without(group, key, entry.event_id)))
+        return [signal for signal in derive_signals(router, group) if signal not in without]
+
+    def _alerts_of(self, group: dict[str, SeriesValue], key: str, entry: FactEntry) -> list[dict[str, Any]]:
+        """Return the alerts the fact (were it live) causes, and those it ends, with their state now."""
+        rules, router = self.worker.rules, self.worker.router
+        retracted = {i: r for i, r in group[key]["retracted"].items() if i != entry.event_id}
+        live = {**group, key: {**group[key], "retracted": retracted}}
+        with_it = evaluate(rules, router, live)
+        without = evaluate(rules, router, _without(group, key, entry.event_id))
+        active = {e["alert"]["fingerprint"]: e for e in self.worker.alerts()}
+        out = []
+        for relation, alerts, others in (("caused", with_it, without), ("resolved", without, with_it)):
+            for fingerprint, alert in sorted(alerts.items()):
+                if relation == "caused" and entry.event_id not in alert.cause_ids and fingerprint in others:
+                    continue
+                if relation == "resolved" and fingerprint in others:
+                    continue
+                now = active.get(fingerprint)
+                document = {**alert.to_json(), "relation": relation}
+                document["state"] = now["alert"]["state"] if now is not None else "resolved"
+                document["provenance"] = now["provenance"] if now is not None else self._provenance(live, alert)
+                out.append(document)
+        return out
+
+    def _provenance(self, group: Mapping[str, SeriesValue], alert: Alert) -> list[dict[str, Any]]:
+        out = []
+        for cause in alert.cause_ids:
+            for key, value in group.items():
+                if cause in value["facts"]:
+                    offset = entry_offset(value.get("known", {}).get(cause))
+                    if offset is not None:
+                        partition = partition_for(key, self.partitions)
+                        out.append({"id": cause, "topic": self.topic, "partition": partition, "offset": offset})
+                    break
+        return out
+
+
+def _without(group: dict[str, SeriesValue], key: str, event_id: str) -> dict[str, SeriesValue]:
+    value = group[key]
+    return {**group, key: {**value, "facts": {i: p for i, p in value["facts"].items() if i != event_id}}}
+
+
+def _or_state(entry: FactEntry, document: dict[str, Any] | None) -> dict[str, Any]:
+    return document if document is not None else state_document(entry)
+
+
+def _matches(signal: Signal, query: SignalQuery) -> bool:
+    labels = dict(signal.labels)
+    if query.name is not None and signal.name != query.name:
+        return False
+    return all(labels.get(key) == value for key, value in query.labels.items())
+
+
+def _signal_json(signal: Signal) -> dict[str, Any]:
+    return {"name": signal.name, "labels": dict(signal.labels), "value": signal.value}
