@@ -214,11 +214,12 @@
   function factFigure(fact) {
     switch (fact.type) {
       case "usage.reported":
-        return `${quantityText(fact.value)} (${METRICS[fact.metric]?.[0] ?? fact.metric})`;
+        return quantityText(fact.value);
       case "investment.announced":
         return `${quantityText(fact.amount)} for ${fact.period}`;
       case "chip_delivery.reported": {
-        const parts = [quantityText(fact.units) || "units not reported", `${fact.product} from ${fact.vendor}`, fact.stage];
+        const units = fact.units ? `${quantityText(fact.units)} of ` : "";
+        const parts = [`${units}${fact.product} from ${fact.vendor}`, fact.stage];
         if (fact.unit_price) parts.push(`${quantityText(fact.unit_price)} each`);
         if (fact.order_value) parts.push(`order worth ${quantityText(fact.order_value)}`);
         if (fact.expected_on) parts.push(`expected ${dateText(fact.expected_on)}`);
@@ -316,14 +317,16 @@
         data,
         borderColor: color,
         backgroundColor: color,
-        pointStyle: POINT_STYLES[index % POINT_STYLES.length],
+        // A bound ("over 30 T") is a triangle whatever the series: the figure is at least (or at most) that.
+        pointStyle: data.map((p) => (p.fact && p.fact.value.value == null ? "triangle" : POINT_STYLES[index % POINT_STYLES.length])),
         pointRadius: 6,
         pointHoverRadius: 8,
         borderDash: index ? [6, 4] : [],
       };
     });
     const all = datasets.flatMap((d) => d.data.map((p) => p.x));
-    return figure(
+    const bounded = datasets.some((d) => d.data.some((p) => p.fact && p.fact.value.value == null));
+    const node = figure(
       title,
       points.length ? `Points by event time: ${points.join("; ")}.` : "No point.",
       {
@@ -335,6 +338,7 @@
             y: { beginAtZero: true, ticks: { callback: (value) => human(value) } },
           },
           plugins: {
+            legend: { display: datasets.length > 1 },
             tooltip: {
               callbacks: {
                 title: (items) => items[0].raw.label,
@@ -345,6 +349,8 @@
         },
       },
     );
+    if (bounded) node.append(el("p", { class: "note" }, "A triangle marks a bound: the source gave only a floor (or a ceiling)."));
+    return node;
   }
 
   function barChart(title, labels, datasets, unit, short) {
@@ -364,6 +370,7 @@
             backgroundColor: fill(PALETTE[index % PALETTE.length], kinds[index % kinds.length]),
             borderColor: PALETTE[index % PALETTE.length],
             borderWidth: 2,
+            maxBarThickness: 96,
           })),
         },
         options: {
@@ -411,7 +418,11 @@
           indexAxis: "y",
           grouped: false,
           datasets: { bar: { grouped: false, barPercentage: 0.6 } },
-          scales: { x: axis, y: { ticks: { autoSkip: false } } },
+          scales: {
+            x: axis,
+            // Authority on one line, product and destination on the next: narrow screens keep the whole name.
+            y: { ticks: { autoSkip: false, callback: (value, index) => names[index].split(" · ") } },
+          },
           plugins: {
             legend: { labels: { usePointStyle: false } },
             tooltip: { callbacks: { label: (item) => `${item.dataset.label} from ${item.raw.from}` } },
@@ -590,10 +601,11 @@
     for (const metric of metrics) {
       const title = `${METRICS[metric]?.[0] ?? metric} of ${name}`;
       const series = usage.series.filter((s) => s.labels.metric === metric && s.points.length);
-      const block = el("div", { class: "metric", dataset: { metric } }, el("h3", {}, title));
+      const block = el("div", { class: "metric", dataset: { metric } });
       if (series.length) block.append(usageChart(title, series, factsById));
       else block.append(el("p", { class: "note" }, "No live figure: every fact behind this series is retracted."));
-      block.append(factsTable(`Facts behind ${title.toLowerCase()}`, usageFacts.filter((f) => f.metric === metric)));
+      const what = (METRICS[metric]?.[0] ?? metric).toLowerCase();
+      block.append(factsTable(`Facts behind the ${what} of ${name}`, usageFacts.filter((f) => f.metric === metric)));
       usageSection.append(block);
     }
     if (!metrics.length) usageSection.append(el("p", { class: "note" }, "No usage figure."));
