@@ -1,5 +1,12 @@
 # The tracker worker as a container image. Kafka is not in this image: use
 # docker-compose.yml, or point TRACKER_KAFKA_BOOTSTRAP at an existing cluster.
+# The page's charting library, from the npm registry, checked against
+# tracker/page/library.json (the same script as `make venv`).
+FROM node:20-bookworm-slim AS page-library
+WORKDIR /build
+COPY deploy/page/vendor.mjs tracker/page/library.json ./
+RUN node vendor.mjs library.json vendor
+
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
@@ -17,6 +24,7 @@ WORKDIR /src
 # constraints.txt pins every transitive version: the image runs what the tests ran.
 COPY pyproject.toml constraints.txt README.md ./
 COPY tracker ./tracker
+COPY --from=page-library /build/vendor ./tracker/page/static/vendor
 RUN pip install -c constraints.txt . \
     && rm -rf /src
 # The default rules file lives in the source tree, not in the installed package:

@@ -4,9 +4,12 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: venv demo test test-faults test-unit check stop kafka-start kafka-stop schema dashboards clean
+.PHONY: venv demo test test-faults test-unit check stop kafka-start kafka-stop schema dashboards screenshots clean
 
-venv: $(VENV)/.installed
+# The page's charting library, vendored from the npm registry (tracker/page/library.json pins it).
+PAGE_LIBRARY := tracker/page/static/vendor/chart.umd.min.js
+
+venv: $(VENV)/.installed $(PAGE_LIBRARY)
 
 # constraints.txt pins every transitive version, so CI installs what was tested.
 $(VENV)/.installed: pyproject.toml constraints.txt
@@ -14,6 +17,10 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -c constraints.txt -e '.[dev]'
 	touch $@
+
+# npm fetches the pinned tarball; vendor.mjs checks its sha512 before copying the bundle out.
+$(PAGE_LIBRARY): tracker/page/library.json deploy/page/vendor.mjs
+	node deploy/page/vendor.mjs
 
 demo: venv
 	$(BIN)/tracker demo
@@ -34,14 +41,21 @@ dashboards: venv
 	$(BIN)/python -m tracker.monitoring
 
 # The suite starts its own Kafka broker and Prometheus on free loopback ports;
-# install.sh adds Debian's prometheus (and promtool, amtool) when missing.
+# install.sh adds Debian's prometheus (and promtool, amtool) when missing, and
+# install-chromium.sh Debian's chromium, which the page tests drive headless.
 test: venv
 	bash deploy/prometheus/install.sh
+	bash deploy/page/install-chromium.sh
 	$(BIN)/python -m pytest -q
 
 # Only the fault-injection and hostile-input tests (docs/reliability.md); make test runs them too.
 test-faults: venv
 	$(BIN)/python -m pytest -q -m faults
+
+# The page tests, saving the README's screenshots of the page under docs/.
+screenshots: venv
+	bash deploy/page/install-chromium.sh
+	TRACKER_PAGE_SCREENSHOTS=docs $(BIN)/python -m pytest -q tests/integration/test_page.py
 
 test-unit: venv
 	$(BIN)/python -m pytest -q -m unit

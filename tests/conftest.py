@@ -71,19 +71,24 @@ def settings_factory(kafka_bootstrap: str, tmp_path: Path) -> Callable[..., Sett
     """Make settings with a unique topic prefix, app id, HTTP port and data dir."""
 
     def make(**overrides: object) -> Settings:
-        unique = uuid.uuid4().hex[:10]
-        values: dict[str, object] = {
-            "kafka_bootstrap": kafka_bootstrap,
-            "topic_prefix": f"test-{unique}-",
-            "app_id": f"tracker-{unique}",
-            "http_port": free_port(),
-            "data_dir": tmp_path / unique,
-            "webhook_allow": "127.0.0.1",  # the tests' webhook receivers listen on loopback
-        }
-        values.update(overrides)
-        return Settings(**values)  # type: ignore[arg-type]
+        return unique_settings(kafka_bootstrap, tmp_path, **overrides)
 
     return make
+
+
+def unique_settings(kafka_bootstrap: str, root: Path, **overrides: object) -> Settings:
+    """Return settings with a unique topic prefix, app id, HTTP port and data dir under ``root``."""
+    unique = uuid.uuid4().hex[:10]
+    values: dict[str, object] = {
+        "kafka_bootstrap": kafka_bootstrap,
+        "topic_prefix": f"test-{unique}-",
+        "app_id": f"tracker-{unique}",
+        "http_port": free_port(),
+        "data_dir": root / unique,
+        "webhook_allow": "127.0.0.1",  # the tests' webhook receivers listen on loopback
+    }
+    values.update(overrides)
+    return Settings(**values)  # type: ignore[arg-type]
 
 
 @dataclass
@@ -124,30 +129,37 @@ def worker_factory() -> Iterator[Callable[[Settings], RunningWorker]]:
     started: list[RunningWorker] = []
 
     def start(settings: Settings, wait_for_partitions: int | None = None) -> RunningWorker:
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
-        log = settings.data_dir / "worker.log"
-        process = subprocess.Popen(
-            [sys.executable, "-m", "tracker", "worker"],
-            env=child_env(settings),
-            stdout=log.open("ab"),
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        worker = RunningWorker(settings, process, log)
-        started.append(worker)
-        want = settings.partitions if wait_for_partitions is None else wait_for_partitions
-
-        def ready() -> bool:
-            if process.poll() is not None:
-                raise AssertionError(f"worker exited with {process.returncode}:\n{log.read_text()[-3000:]}")
-            return len(worker.health()["partitions"]) >= want  # type: ignore[arg-type]
-
-        wait_until("the worker to own its partitions", ready, timeout=90)
-        return worker
+        return launch_worker(settings, started, wait_for_partitions)
 
     yield start
     for worker in started:
         worker.stop()
+
+
+def launch_worker(
+    settings: Settings, started: list[RunningWorker], wait_for_partitions: int | None = None
+) -> RunningWorker:
+    """Start `tracker worker` (appended to ``started`` at once, for the caller to stop) and wait for its partitions."""
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    log = settings.data_dir / "worker.log"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "tracker", "worker"],
+        env=child_env(settings),
+        stdout=log.open("ab"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    worker = RunningWorker(settings, process, log)
+    started.append(worker)
+    want = settings.partitions if wait_for_partitions is None else wait_for_partitions
+
+    def ready() -> bool:
+        if process.poll() is not None:
+            raise AssertionError(f"worker exited with {process.returncode}:\n{log.read_text()[-3000:]}")
+        return len(worker.health()["partitions"]) >= want  # type: ignore[arg-type]
+
+    wait_until("the worker to own its partitions", ready, timeout=90)
+    return worker
 
 
 def run_cli(settings: Settings, *args: str, stdin: bytes | None = None) -> subprocess.CompletedProcess[str]:

@@ -204,6 +204,7 @@ def run_demo(
     resumed = _resumed(settings, record)
     # A first run gets topics of its own (a fresh prefix): the demo starts from an empty log.
     demo = resumed or settings.model_copy(update={"topic_prefix": f"{settings.topic_prefix}demo-{int(time.time())}-"})
+    print(f"page: http://{demo.http_host}:{demo.http_port}/ (charts, facts and alerts, once the demo is up)")
     if demo.uses_local_broker:
         broker = _broker(demo)
         print(f"starting kafka on {broker.bootstrap_servers} (first run downloads it with Maven) ...")

@@ -119,7 +119,10 @@ async def test_without_configured_tokens_everything_is_open() -> None:
     assert response.status == 200
 
 
-@pytest.mark.parametrize("path", ["/v1/signals", "/v1/alerts", "/v1/alerts/stream", "/v1/subscriptions", "/table/"])
+@pytest.mark.parametrize(
+    "path",
+    ["/v1/signals", "/v1/alerts", "/v1/alerts/stream", "/v1/subscriptions", "/table/", "/", "/page/page.js"],
+)
 async def test_reads_are_open_by_default_and_closed_by_the_setting(path: str) -> None:
     handler = Handler()
 

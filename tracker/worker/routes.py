@@ -21,6 +21,7 @@ from tracker.security import TokenSet, bearer_token, check_webhook_url
 from tracker.worker.api import Ingestion, TooLarge, ingest_body, read_limited, signals_document
 from tracker.worker.http_guard import SMALL_BODY_LIMIT, HttpGuard
 from tracker.worker.notifications import Feed, Notifications
+from tracker.worker.page import install_page
 
 if TYPE_CHECKING:
     from tracker.settings import Settings
@@ -48,6 +49,7 @@ def install_routes(
     )
     # Faust's aiohttp driver, the one the worker runs, holds the aiohttp application.
     app.web.web_app.middlewares.append(guard.middleware)  # type: ignore[attr-defined]
+    install_page(app)
 
     @app.page("/v1/events")
     class Events(View):
