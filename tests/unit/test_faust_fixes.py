@@ -9,7 +9,7 @@ import faust
 import pytest
 
 from tracker.kafka.partitioning import partition_for
-from tracker.worker.faust_fixes import PartitionedWrites
+from tracker.worker.faust_fixes import PartitionedWrites, widen_producer_buffer
 
 pytestmark = pytest.mark.unit
 
@@ -78,3 +78,13 @@ def test_a_write_for_a_partition_the_batch_did_not_come_from_is_refused() -> Non
         writes[keys[1]] = {"facts": {}}
 
     assert table == {}
+
+
+def test_the_producer_buffer_holds_two_batches_of_table_writes_before_delivery_waits() -> None:
+    app = faust.App("widen-test", autodiscover=False)
+    default = app.producer.buffer.max_messages
+
+    widen_producer_buffer(app, 20_000)
+
+    assert default == 100  # Faust's bound: a fold batch writes more keys than this
+    assert app.producer.buffer.max_messages == 40_000
