@@ -76,11 +76,14 @@ def settings_factory(kafka_bootstrap: str, tmp_path: Path) -> Callable[..., Sett
     return make
 
 
-def unique_settings(kafka_bootstrap: str, root: Path, **overrides: object) -> Settings:
-    """Return settings with a unique topic prefix, app id, HTTP port and data dir under ``root``."""
+def unique_settings(bootstrap: str, root: Path, /, **overrides: object) -> Settings:
+    """Return settings with a unique topic prefix, app id, HTTP port and data dir under ``root``.
+
+    ``overrides`` may name any setting, ``kafka_bootstrap`` included (a test's own broker).
+    """
     unique = uuid.uuid4().hex[:10]
     values: dict[str, object] = {
-        "kafka_bootstrap": kafka_bootstrap,
+        "kafka_bootstrap": bootstrap,
         "topic_prefix": f"test-{unique}-",
         "app_id": f"tracker-{unique}",
         "http_port": free_port(),
