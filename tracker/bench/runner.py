@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 from aiokafka import AIOKafkaProducer
 
 from tracker.bench.ceilings import read_topic
@@ -297,23 +298,28 @@ def _http_ingest(worker: Worker, workload: Workload, connections: int) -> tuple[
 async def _latency(settings: Settings, worker: Worker, seconds: float, rate: float) -> list[float]:
     """Publish at ``rate`` events/s; twenty a second are probes whose visibility in /v1/signals is timed.
 
-    Probes are polled every 20 ms (a few requests each) so that measuring does not
-    load the worker; twenty a second make p99 more than the slowest probe of a short
-    run (with 100 probes, p99 is the maximum).
+    Probes are polled every 20 ms over one keep-alive connection, one request at a
+    time: the measure must not load the worker. Polling through a pool of threads,
+    each request on a new connection, made the worker answer several hundred requests
+    a second once probes waited, which slowed the fold, which made probes wait longer
+    (publish -> folded went from 0.06 s to several seconds on the worker's own clock).
+    Twenty probes a second make p99 more than the slowest probe of a short run.
     """
     router = build_router(settings)
     latencies: list[float] = []
-    loop = asyncio.get_running_loop()
+    waiting: dict[str, float] = {}
 
-    def visible(entity: str) -> bool:
-        url = f"{worker.url}/v1/signals?name=market_usage&entity={entity}"
-        return bool(http_json(url)["signals"])
-
-    async def probe(entity: str, sent_at: float) -> None:
-        while time.perf_counter() - sent_at < 30:
-            if await loop.run_in_executor(None, visible, entity):
-                latencies.append(time.perf_counter() - sent_at)
-                return
+    async def poll(session: aiohttp.ClientSession) -> None:
+        while True:
+            for entity, sent_at in list(waiting.items()):
+                url = f"{worker.url}/v1/signals?name=market_usage&entity={entity}"
+                async with session.get(url) as response:
+                    found = (await response.json())["signals"]
+                if found:
+                    latencies.append(time.perf_counter() - sent_at)
+                    del waiting[entity]
+                elif time.perf_counter() - sent_at > 30:
+                    del waiting[entity]  # never seen: left out, and counted by the probe total
             await asyncio.sleep(0.02)
 
     def usage(entity: str, index: int) -> UsageReported:
@@ -329,9 +335,9 @@ async def _latency(settings: Settings, worker: Worker, seconds: float, rate: flo
             }
         )
 
-    probes = []
     load: list[asyncio.Future[Any]] = []
-    async with Publisher(settings, router) as publisher:
+    async with Publisher(settings, router) as publisher, aiohttp.ClientSession() as session:
+        poller = asyncio.create_task(poll(session))
         started = time.perf_counter()
         for index in range(int(seconds * rate)):
             due = started + index / rate
@@ -340,10 +346,15 @@ async def _latency(settings: Settings, worker: Worker, seconds: float, rate: flo
                 entity = f"probe-{index:07d}"
                 sent_at = time.perf_counter()
                 await publisher.publish([usage(entity, index)])
-                probes.append(asyncio.create_task(probe(entity, sent_at)))
+                waiting[entity] = sent_at
             else:
                 load.append(asyncio.ensure_future(publisher.publish([usage(f"load-{index % 500:03d}", index)])))
-        await asyncio.gather(*probes, *load)
+        await asyncio.gather(*load)
+        while waiting and not poller.done():
+            await asyncio.sleep(0.05)
+        poller.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await poller
     return latencies
 
 
