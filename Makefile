@@ -64,6 +64,7 @@ check: venv
 	$(BIN)/ruff check tracker tests
 	$(BIN)/ruff format --check tracker tests
 	$(BIN)/mypy tracker
+	$(BIN)/lint-imports
 
 clean: stop
 	rm -rf .tracker
