@@ -18,10 +18,10 @@ from pydantic import SecretStr
 from tracker.core.subscriptions import Subscription
 from tracker.errors import WebhookTargetRefused
 from tracker.security import AddressPolicy, TokenSet
+from tracker.worker.delivery import Attempt, Notifier
 from tracker.worker.http_client import AiohttpSender, GuardedResolver
 from tracker.worker.http_guard import SMALL_BODY_LIMIT, HttpGuard
 from tracker.worker.metrics import PipelineMetrics
-from tracker.worker.notify import Notifier, Outcome
 
 pytestmark = pytest.mark.unit
 
@@ -231,7 +231,7 @@ async def test_a_refused_literal_address_is_never_contacted() -> None:
 
     outcome = await sender("http://169.254.169.254/latest/meta-data", b"{}", {})
 
-    assert outcome == Outcome(
+    assert outcome == Attempt(
         None, error="address not allowed: 169.254.169.254 is a cloud metadata address", refused=True
     )
     await sender.close()
@@ -283,9 +283,9 @@ async def test_a_refused_delivery_is_dead_lettered_at_once_with_the_reason() -> 
     dead_letters: list[dict[str, Any]] = []
     attempts: list[str] = []
 
-    async def refusing_sender(url: str, body: bytes, headers: dict[str, str]) -> Outcome:
+    async def refusing_sender(url: str, body: bytes, headers: dict[str, str]) -> Attempt:
         attempts.append(url)
-        return Outcome(None, error="address not allowed: 10.0.0.7 is private", refused=True)
+        return Attempt(None, error="address not allowed: 10.0.0.7 is private", refused=True)
 
     async def dead_letter(record: dict[str, Any]) -> None:
         dead_letters.append(record)

@@ -13,8 +13,8 @@ from prometheus_client import CollectorRegistry
 from tracker.core.alerts import Alert, Transition
 from tracker.core.subscriptions import Subscription, redact_url
 from tracker.worker.alerting import Provenance, transition_document
+from tracker.worker.delivery import Attempt, Notifier
 from tracker.worker.metrics import PipelineMetrics
-from tracker.worker.notify import Notifier, Outcome
 
 pytestmark = pytest.mark.unit
 
@@ -80,8 +80,8 @@ async def test_a_dead_letter_shows_the_webhook_host_but_not_its_path_or_query() 
     sub = Subscription.model_validate(webhook(url, id="slack"))
     letters: list[dict[str, Any]] = []
 
-    async def send(target: str, body: bytes, headers: dict[str, str]) -> Outcome:
-        return Outcome(400, error=f"InvalidURL: {target}")
+    async def send(target: str, body: bytes, headers: dict[str, str]) -> Attempt:
+        return Attempt(400, error=f"InvalidURL: {target}")
 
     async def dead_letter(record: dict[str, Any]) -> None:
         letters.append(record)

@@ -67,7 +67,7 @@ class BenchOptions:
 
 
 @dataclass
-class Worker:
+class WorkerProcess:
     """A worker process started by the benchmark."""
 
     settings: Settings
@@ -100,7 +100,7 @@ def _free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def _start_worker(settings: Settings, log: Path) -> Worker:
+def _start_worker(settings: Settings, log: Path) -> WorkerProcess:
     env = {key: value for key, value in os.environ.items() if not key.startswith("TRACKER_")}
     # Its own port: the configured one may be taken by a demo or another worker.
     settings = settings.model_copy(update={"http_port": _free_port()})
@@ -113,17 +113,17 @@ def _start_worker(settings: Settings, log: Path) -> Worker:
         stderr=subprocess.STDOUT,
         start_new_session=True,
     )
-    return Worker(settings, process)
+    return WorkerProcess(settings, process)
 
 
-def _signal_count(worker: Worker) -> int:
+def _signal_count(worker: WorkerProcess) -> int:
     try:
         return len(http_json(f"{worker.url}/v1/signals", 120)["signals"])
     except OSError:
         return 0
 
 
-def _progress(worker: Worker) -> dict[str, Any]:
+def _progress(worker: WorkerProcess) -> dict[str, Any]:
     if worker.process.poll() is not None:
         raise TrackerError(f"the worker exited with {worker.process.returncode}")
     return dict(http_json(f"{worker.url}/healthz", timeout=30))
@@ -205,7 +205,7 @@ def _same_signals(expected: list[Any], actual: list[dict[str, Any]]) -> str | No
     return None
 
 
-def _fold(settings: Settings, total: int, log: Path) -> tuple[Worker, float, int]:
+def _fold(settings: Settings, total: int, log: Path) -> tuple[WorkerProcess, float, int]:
     """Start a worker on a filled topic; return it, its fold rate (records/s) and records seen."""
     worker = _start_worker(settings, log)
     # The clock starts once the worker folds its partitions (they are assigned and their empty
@@ -261,7 +261,7 @@ def _faust_ceiling(settings: Settings, total: int, workdir: Path, flags: list[st
     return float(json.loads(out.read_text())["rate"])
 
 
-def _wait_until_idle(worker: Worker, at_least: int, quiet_seconds: float = 2.0) -> None:
+def _wait_until_idle(worker: WorkerProcess, at_least: int, quiet_seconds: float = 2.0) -> None:
     """Wait until the worker has processed ``at_least`` records and then nothing new for a while."""
     last, since = -1, time.perf_counter()
     deadline = time.perf_counter() + 3600
@@ -275,7 +275,7 @@ def _wait_until_idle(worker: Worker, at_least: int, quiet_seconds: float = 2.0) 
     raise TrackerError("the worker never caught up")
 
 
-def _http_ingest(worker: Worker, workload: Workload, connections: int) -> tuple[float, int]:
+def _http_ingest(worker: WorkerProcess, workload: Workload, connections: int) -> tuple[float, int]:
     """POST 20,000 records as NDJSON batches of 1,000, ``connections`` at a time; return (events/s, sent)."""
     valid = [raw for raw in workload.records[:20_000] if raw.startswith(b"{")]
     bodies = [b"\n".join(valid[start : start + HTTP_BATCH]) for start in range(0, len(valid), HTTP_BATCH)]
@@ -295,7 +295,7 @@ def _http_ingest(worker: Worker, workload: Workload, connections: int) -> tuple[
     return len(valid) / (time.perf_counter() - started), len(valid)
 
 
-async def _latency(settings: Settings, worker: Worker, seconds: float, rate: float) -> list[float]:
+async def _latency(settings: Settings, worker: WorkerProcess, seconds: float, rate: float) -> list[float]:
     """Publish at ``rate`` events/s; twenty a second are probes whose visibility in /v1/signals is timed.
 
     Probes are polled every 20 ms over one keep-alive connection, one request at a

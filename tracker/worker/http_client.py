@@ -18,7 +18,7 @@ from aiohttp.resolver import DefaultResolver
 
 from tracker.errors import WebhookTargetRefused
 from tracker.security import ADDRESS_NOT_ALLOWED, AddressPolicy
-from tracker.worker.notify import Outcome
+from tracker.worker.delivery import Attempt
 
 __all__ = ["AiohttpSender", "GuardedResolver"]
 
@@ -66,11 +66,11 @@ class AiohttpSender:
         self.policy = policy or AddressPolicy()
         self._session: aiohttp.ClientSession | None = None
 
-    async def __call__(self, url: str, body: bytes, headers: dict[str, str]) -> Outcome:
+    async def __call__(self, url: str, body: bytes, headers: dict[str, str]) -> Attempt:
         """Send one attempt; a network error or a refused address is an outcome, not an exception."""
         refusal = self.policy.host_refusal(urllib.parse.urlsplit(url).hostname or "")
         if refusal is not None:
-            return Outcome(None, error=f"{ADDRESS_NOT_ALLOWED}: {refusal}", refused=True)
+            return Attempt(None, error=f"{ADDRESS_NOT_ALLOWED}: {refusal}", refused=True)
         if self._session is None:
             # trust_env stays off: a proxy from the environment would resolve hosts past the guard.
             connector = aiohttp.TCPConnector(resolver=GuardedResolver(self.policy))
@@ -78,11 +78,11 @@ class AiohttpSender:
         try:
             async with self._session.post(url, data=body, headers=headers, allow_redirects=False) as response:
                 await response.content.read(RESPONSE_READ_LIMIT)
-                return Outcome(response.status, _retry_after(response.headers.get("Retry-After")))
+                return Attempt(response.status, _retry_after(response.headers.get("Retry-After")))
         except WebhookTargetRefused as exc:
-            return Outcome(None, error=f"{ADDRESS_NOT_ALLOWED}: {exc}", refused=True)
+            return Attempt(None, error=f"{ADDRESS_NOT_ALLOWED}: {exc}", refused=True)
         except (TimeoutError, aiohttp.ClientError, OSError) as exc:
-            return Outcome(None, error=f"{type(exc).__name__}: {exc}")
+            return Attempt(None, error=f"{type(exc).__name__}: {exc}")
 
     async def close(self) -> None:
         """Close the session."""

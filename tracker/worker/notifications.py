@@ -18,8 +18,8 @@ from tracker.core.matchers import Matcher, match_all
 from tracker.core.subscriptions import Subscription, WebhookChannel
 from tracker.kafka.views import TopicTail, TopicView
 from tracker.settings import Settings
+from tracker.worker.delivery import HttpSender, Notifier
 from tracker.worker.http_client import AiohttpSender
-from tracker.worker.notify import HttpSender, Notifier
 
 __all__ = ["Feed", "Notifications"]
 

@@ -23,9 +23,9 @@ from tracker.core.alerts import Alert, Transition
 from tracker.core.subscriptions import IDEMPOTENCY_HEADER, SIGNATURE_HEADER, Subscription, verify, webhook_body
 from tracker.settings import Settings
 from tracker.worker.alerting import Provenance, transition_document
+from tracker.worker.delivery import Attempt, Notifier, RetryPolicy
 from tracker.worker.metrics import PipelineMetrics
 from tracker.worker.notifications import FEED_QUEUE_SIZE, Notifications
-from tracker.worker.notify import Notifier, Outcome, RetryPolicy
 
 pytestmark = pytest.mark.unit
 
@@ -51,17 +51,17 @@ class Request:
 class FakeSender:
     """The HttpSender port: answers each URL from a script (then 200) and records every request."""
 
-    script: dict[str, list[Outcome]] = field(default_factory=dict)
+    script: dict[str, list[Attempt]] = field(default_factory=dict)
     gates: dict[str, asyncio.Event] = field(default_factory=dict)
     requests: list[Request] = field(default_factory=list)
 
-    async def __call__(self, url: str, body: bytes, headers: dict[str, str]) -> Outcome:
+    async def __call__(self, url: str, body: bytes, headers: dict[str, str]) -> Attempt:
         self.requests.append(Request(url, body, headers))
         gate = self.gates.get(url)
         if gate is not None:
             await gate.wait()
         replies = self.script.get(url)
-        return replies.pop(0) if replies else Outcome(200)
+        return replies.pop(0) if replies else Attempt(200)
 
     def to(self, url: str) -> list[Request]:
         """Return the requests made to ``url``."""
@@ -261,7 +261,7 @@ async def test_a_receiver_failing_three_times_then_accepting_gets_one_delivery(
     # Arrange
     sub = webhook("desk")
     h = harness_factory(sub)
-    h.sender.script[url_of("desk")] = [Outcome(503), Outcome(503), Outcome(503), Outcome(200)]
+    h.sender.script[url_of("desk")] = [Attempt(503), Attempt(503), Attempt(503), Attempt(200)]
     document = transition()
 
     # Act
@@ -288,7 +288,7 @@ async def test_backoff_doubles_from_the_base_and_stops_growing_at_the_cap(harnes
     # Arrange: the jitter always draws its maximum, so each delay is the envelope itself.
     sub = webhook("desk", max_attempts=7)
     h = harness_factory(sub, policy=RetryPolicy(base=1.0, cap=4.0), rng=MaxJitter())
-    h.sender.script[url_of("desk")] = [Outcome(500)] * 6
+    h.sender.script[url_of("desk")] = [Attempt(500)] * 6
 
     # Act
     result = await h.notifier.deliver(sub, transition())
@@ -302,7 +302,7 @@ async def test_retry_after_is_honoured_when_longer_than_the_backoff(harness_fact
     # Arrange
     sub = webhook("desk")
     h = harness_factory(sub)
-    h.sender.script[url_of("desk")] = [Outcome(429, retry_after=7), Outcome(200)]
+    h.sender.script[url_of("desk")] = [Attempt(429, retry_after=7), Attempt(200)]
 
     # Act
     result = await h.notifier.deliver(sub, transition())
@@ -318,7 +318,7 @@ async def test_retry_after_longer_than_the_cap_is_cut_to_the_cap(harness_factory
     # Arrange
     sub = webhook("desk")
     h = harness_factory(sub, policy=RetryPolicy(base=0.5, cap=30.0))
-    h.sender.script[url_of("desk")] = [Outcome(429, retry_after=3600), Outcome(200)]
+    h.sender.script[url_of("desk")] = [Attempt(429, retry_after=3600), Attempt(200)]
 
     # Act
     await h.notifier.deliver(sub, transition())
@@ -334,7 +334,7 @@ async def test_a_client_error_is_dead_lettered_at_once_without_retrying(
     # Arrange
     sub = webhook("desk")
     h = harness_factory(sub)
-    h.sender.script[url_of("desk")] = [Outcome(status, error="refused")]
+    h.sender.script[url_of("desk")] = [Attempt(status, error="refused")]
     document = transition()
 
     # Act
@@ -353,7 +353,7 @@ async def test_a_network_error_is_retried(harness_factory: HarnessFactory) -> No
     # Arrange: no status at all, the connection failed.
     sub = webhook("desk")
     h = harness_factory(sub)
-    h.sender.script[url_of("desk")] = [Outcome(None, error="connection refused"), Outcome(204)]
+    h.sender.script[url_of("desk")] = [Attempt(None, error="connection refused"), Attempt(204)]
 
     # Act
     result = await h.notifier.deliver(sub, transition())
@@ -369,7 +369,7 @@ async def test_exhausting_the_attempts_dead_letters_with_the_last_status(harness
     # Arrange
     sub = webhook("desk", max_attempts=3)
     h = harness_factory(sub)
-    h.sender.script[url_of("desk")] = [Outcome(503), Outcome(502), Outcome(504, error="gateway timeout")]
+    h.sender.script[url_of("desk")] = [Attempt(503), Attempt(502), Attempt(504, error="gateway timeout")]
     document = transition()
 
     # Act
@@ -397,7 +397,7 @@ async def test_the_retried_outcome_counts_only_retries_that_were_made(harness_fa
     # Arrange: a single attempt allowed, so a failure can never be retried.
     sub = webhook("desk", max_attempts=1)
     h = harness_factory(sub)
-    h.sender.script[url_of("desk")] = [Outcome(503)]
+    h.sender.script[url_of("desk")] = [Attempt(503)]
 
     # Act
     result = await h.notifier.deliver(sub, transition())
@@ -512,8 +512,8 @@ async def test_a_transition_is_acknowledged_once_when_every_delivery_is_done_eve
 ) -> None:
     # Arrange: one receiver accepts, one refuses for good, one fails once then accepts.
     h = harness_factory(webhook("ok"), webhook("refuses"), webhook("flaky"))
-    h.sender.script[url_of("refuses")] = [Outcome(400)]
-    h.sender.script[url_of("flaky")] = [Outcome(503)]
+    h.sender.script[url_of("refuses")] = [Attempt(400)]
+    h.sender.script[url_of("flaky")] = [Attempt(503)]
     acks: list[str] = []
 
     # Act

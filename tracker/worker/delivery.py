@@ -32,13 +32,13 @@ from tracker.core.subscriptions import (
     webhook_body,
 )
 
-__all__ = ["HttpSender", "Notifier", "Outcome", "RetryPolicy"]
+__all__ = ["Attempt", "HttpSender", "Notifier", "RetryPolicy"]
 
 logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
-class Outcome:
+class Attempt:
     """What one HTTP attempt returned: a status (None on a network error) and Retry-After.
 
     ``refused`` means the address policy stopped the request before it was sent.
@@ -53,7 +53,7 @@ class Outcome:
 class HttpSender(Protocol):
     """The one transport seam: POST a body and report the outcome."""
 
-    def __call__(self, url: str, body: bytes, headers: dict[str, str]) -> Awaitable[Outcome]: ...
+    def __call__(self, url: str, body: bytes, headers: dict[str, str]) -> Awaitable[Attempt]: ...
 
 
 @dataclass(frozen=True)
@@ -78,7 +78,7 @@ def _without_url(error: str, url: str) -> str:
     return error.replace(tail, REDACTED) if len(tail) > 1 else error
 
 
-def _retryable(outcome: Outcome) -> bool:
+def _retryable(outcome: Attempt) -> bool:
     if outcome.refused:
         return False
     return outcome.status is None or outcome.status == 429 or outcome.status >= 500
@@ -182,7 +182,7 @@ class Notifier:
             return "duplicate_skipped"
         body = json.dumps(webhook_body(sub.id, transition, self.external_url), sort_keys=True).encode()
         secret = sub.channel.secret.get_secret_value()
-        last = Outcome(None, error="not attempted")
+        last = Attempt(None, error="not attempted")
         for attempt in range(1, sub.channel.max_attempts + 1):
             headers = {
                 "Content-Type": "application/json",
