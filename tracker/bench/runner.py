@@ -23,13 +23,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 from aiokafka import AIOKafkaProducer
 
 from tracker.bench.ceilings import read_topic
+from tracker.bench.latency import measure_latency, percentile
 from tracker.bench.workload import Workload, generate
 from tracker.core.decode import decode_event
-from tracker.core.events import UsageReported
 from tracker.core.fold import Projection
 from tracker.core.routing import Router
 from tracker.core.signals import derive_signals
@@ -48,9 +47,6 @@ HTTP_BATCH = 1000
 
 #: Requests in flight at once in the concurrent HTTP ingestion figure: a demanding client.
 HTTP_CONNECTIONS = 4
-
-#: Events a second, among the latency run's load, whose publish-to-visible time is measured.
-PROBES_PER_SECOND = 20
 
 
 @dataclass(frozen=True)
@@ -295,74 +291,6 @@ def _http_ingest(worker: WorkerProcess, workload: Workload, connections: int) ->
     return len(valid) / (time.perf_counter() - started), len(valid)
 
 
-async def _latency(settings: Settings, worker: WorkerProcess, seconds: float, rate: float) -> list[float]:
-    """Publish at ``rate`` events/s; twenty a second are probes whose visibility in /v1/signals is timed.
-
-    Probes are polled every 20 ms over one keep-alive connection, one request at a
-    time: the measure must not load the worker. Polling through a pool of threads,
-    each request on a new connection, made the worker answer several hundred requests
-    a second once probes waited, which slowed the fold, which made probes wait longer
-    (publish -> folded went from 0.06 s to several seconds on the worker's own clock).
-    Twenty probes a second make p99 more than the slowest probe of a short run.
-    """
-    router = build_router(settings)
-    latencies: list[float] = []
-    waiting: dict[str, float] = {}
-
-    async def poll(session: aiohttp.ClientSession) -> None:
-        while True:
-            for entity, sent_at in list(waiting.items()):
-                url = f"{worker.url}/v1/signals?name=market_usage&entity={entity}"
-                async with session.get(url) as response:
-                    found = (await response.json())["signals"]
-                if found:
-                    latencies.append(time.perf_counter() - sent_at)
-                    del waiting[entity]
-                elif time.perf_counter() - sent_at > 30:
-                    del waiting[entity]  # never seen: left out, and counted by the probe total
-            await asyncio.sleep(0.02)
-
-    def usage(entity: str, index: int) -> UsageReported:
-        return UsageReported.model_validate(
-            {
-                "type": "usage.reported",
-                "id": f"lat-{entity}-{index}",
-                "entity": entity,
-                "metric": "mau",
-                "value": {"value": float(index), "unit": "users"},
-                "occurred_on": "2025-06",
-                "source": {"name": "bench"},
-            }
-        )
-
-    load: list[asyncio.Future[Any]] = []
-    async with Publisher(settings, router) as publisher, aiohttp.ClientSession() as session:
-        poller = asyncio.create_task(poll(session))
-        started = time.perf_counter()
-        for index in range(int(seconds * rate)):
-            due = started + index / rate
-            await asyncio.sleep(max(0.0, due - time.perf_counter()))
-            if index % max(1, int(rate / PROBES_PER_SECOND)) == 0:
-                entity = f"probe-{index:07d}"
-                sent_at = time.perf_counter()
-                await publisher.publish([usage(entity, index)])
-                waiting[entity] = sent_at
-            else:
-                load.append(asyncio.ensure_future(publisher.publish([usage(f"load-{index % 500:03d}", index)])))
-        await asyncio.gather(*load)
-        while waiting and not poller.done():
-            await asyncio.sleep(0.05)
-        poller.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await poller
-    return latencies
-
-
-def _percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else math.nan
-
-
 def _machine() -> dict[str, Any]:
     cpus = os.cpu_count()
     memory = Path("/proc/meminfo").read_text().splitlines()[0].split()[1]
@@ -442,9 +370,11 @@ def run_bench(base: Settings, options: BenchOptions, out: Path | None) -> Report
             sent += sent_again  # the same events again: duplicates, folded as no-ops
             # The latency run starts only once those records are folded: no backlog.
             _wait_until_idle(worker, at_least=total + sent // 2)
-            latencies = asyncio.run(_latency(settings, worker, options.latency_seconds, options.latency_rate))
-            figures[f"latency p50 at {options.latency_rate:.0f}/s (ms)"] = _percentile(latencies, 0.5) * 1000
-            figures[f"latency p99 at {options.latency_rate:.0f}/s (ms)"] = _percentile(latencies, 0.99) * 1000
+            latencies = asyncio.run(
+                measure_latency(settings, worker.url, options.latency_seconds, options.latency_rate)
+            )
+            figures[f"latency p50 at {options.latency_rate:.0f}/s (ms)"] = percentile(latencies, 0.5) * 1000
+            figures[f"latency p99 at {options.latency_rate:.0f}/s (ms)"] = percentile(latencies, 0.99) * 1000
             figures["latency probes"] = len(latencies)
             # What a restarted worker must serve again, after the HTTP and latency stages added theirs.
             signal_count = _signal_count(worker)
