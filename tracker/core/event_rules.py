@@ -17,7 +17,7 @@ from tracker.core.fold import SeriesValue, live_facts
 from tracker.core.routing import SeriesId, split_table_key
 from tracker.core.rules import EVENT_FIELDS, EVENT_KINDS, EventCondition, Rule, RuleSet
 
-__all__ = ["Revision", "event_alerts", "fact_alert", "revise_event_units"]
+__all__ = ["Revised", "Revision", "event_alerts", "fact_alert", "revise_event_units"]
 
 #: Per series key, each fact a batch revised with its payload as it was live before (``FoldBatch.revised``).
 Revised = Mapping[str, Mapping[str, list[Any] | None]]
