@@ -73,16 +73,15 @@ def revise_event_units(rules: RuleSet, group: Mapping[str, SeriesValue], revised
     together, exactly what ``event_alerts`` over the whole group gives.
     """
     out: dict[str, Revision] = {}
-    event_rules = [rule for rule in rules.rules if isinstance(rule.condition, EventCondition)]
+    by_kind = rules.event_rules
     for key, facts in revised.items():
-        if key not in group:
+        # Most revised keys are of kinds no event rule reads: the kind is read off the key's text.
+        matching = by_kind.get(key.partition("/")[2].partition(":")[0])
+        if not matching or key not in group:
             continue
         _, series = split_table_key(key)
         value: SeriesValue | None = None
-        for rule in event_rules:
-            assert isinstance(rule.condition, EventCondition)
-            if EVENT_KINDS[rule.condition.type] != series.kind:
-                continue
+        for rule in matching:
             value = value or group[key]
             unit = f"{rule.name}|{key}"
             fingerprints: set[str] = set()
