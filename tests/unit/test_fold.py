@@ -283,28 +283,6 @@ def test_a_retraction_and_its_target_in_one_batch_cancel_out(
     assert tombstones_key(7, retract_december.target_id) in store  # type: ignore[union-attr]
 
 
-def test_a_batch_names_each_fact_it_revised_with_its_payload_before_the_batch(
-    october: Event, december: Event, retract_december: Event, event_factory: EventFactory
-) -> None:
-    # Arrange: October and December folded; the next batch adds, finds again and retracts.
-    store = dict(fold([october, december]).state)
-    batch = batch_over(store)
-    november = event_factory("usage.reported", id="tokens-2025-11", occurred_on="2025-11")
-
-    # Act
-    for event in (november, october, retract_december, november):
-        batch.apply(event, event.event_id)
-
-    # Assert: what an event rule must match again, and what each fact was before the batch.
-    assert batch.revised == {
-        TOKENS: {
-            "tokens-2025-11": None,
-            "tokens-2025-10": store[TOKENS]["facts"]["tokens-2025-10"],
-            "tokens-2025-12": store[TOKENS]["facts"]["tokens-2025-12"],
-        }
-    }
-
-
 def test_a_tombstone_written_by_an_earlier_batch_kills_a_later_target(
     october: Event, december: Event, retract_december: Event
 ) -> None:

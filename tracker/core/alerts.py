@@ -8,41 +8,102 @@ replay or a re-published fact sends nothing new.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+import functools
+import hashlib
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from json.encoder import encode_basestring_ascii as _quoted
+from typing import Any, Literal, NamedTuple
 
-from tracker.core.alert_model import (
-    MAX_CAUSE_IDS,
-    Alert,
-    Transition,
-    event_date,
-    fingerprint,
-    make_alert,
-    render_annotations,
-)
 from tracker.core.dates import PartialDate, months_between
-from tracker.core.event_rules import event_alerts
 from tracker.core.fold import SeriesValue, live_facts
 from tracker.core.fx import Rates, is_rates_key
-from tracker.core.routing import INVESTMENT_METRIC, Router, SeriesId
-from tracker.core.rules import SIGNAL_LABELS, EventCondition, PeerCondition, Rule, RuleSet
+from tracker.core.routing import INVESTMENT_METRIC, Router, SeriesId, split_table_key
+from tracker.core.rules import (
+    EVENT_FIELDS,
+    EVENT_KINDS,
+    SIGNAL_LABELS,
+    EventCondition,
+    PeerCondition,
+    Rule,
+    RuleSet,
+    render_template,
+)
 from tracker.core.signals import Signal, derive_signals, series_history
 
-__all__ = [
-    "MAX_CAUSE_IDS",
-    "Alert",
-    "Transition",
-    "evaluate",
-    "evaluate_units",
-    "fingerprint",
-    "resolution",
-    "transitions",
-]
+__all__ = ["MAX_CAUSE_IDS", "Alert", "Transition", "evaluate", "fingerprint", "resolution", "transitions"]
 
 
 #: Signal families computed over a whole fold group: a rule on one reads the group as one unit.
 _GROUP_WIDE = ("market_events_trailing", "market_peer_ratio")
+
+#: Cause ids an alert lists (the first in sorted order); ``cause_count`` says how many there are.
+#: Many facts of one date can start an alert together: its record stays small however many.
+MAX_CAUSE_IDS = 20
+
+
+@functools.lru_cache(maxsize=65536)
+def _date(text: str) -> PartialDate:
+    return PartialDate.parse(text)
+
+
+class Alert(NamedTuple):
+    """An active alert: pending or firing, since an event date, caused by some facts.
+
+    A tuple: evaluation builds one per firing unit, batch after batch.
+    """
+
+    fingerprint: str
+    rule: str
+    severity: str
+    state: Literal["pending", "firing", "resolved"]
+    labels: dict[str, str]
+    annotations: dict[str, str]
+    since: str
+    value: float | None
+    cause_ids: tuple[str, ...]
+    rule_version: str
+    unit: str = ""
+    #: How many facts caused the alert; ``cause_ids`` lists at most MAX_CAUSE_IDS of them.
+    #: 0 in entries written before the count existed: there, every cause is listed.
+    cause_count: int = 0
+    #: A resolved alert's event date at which its condition stopped holding (``endsAt``); "" while active.
+    until: str = ""
+
+    @property
+    def causes_listed(self) -> bool:
+        """Return whether ``cause_ids`` lists every cause."""
+        return self.cause_count <= len(self.cause_ids)
+
+    def to_json(self) -> dict[str, Any]:
+        """Return the alert as plain JSON data."""
+        data = self._asdict()
+        data.update(labels=dict(self.labels), annotations=dict(self.annotations), cause_ids=list(self.cause_ids))
+        return data
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Alert:
+        """Rebuild an alert from ``to_json`` data."""
+        return cls(**{**data, "cause_ids": tuple(data["cause_ids"])})
+
+
+@dataclass(frozen=True)
+class Transition:
+    """An alert that started firing, or stopped."""
+
+    status: Literal["firing", "resolved"]
+    alert: Alert
+
+
+def fingerprint(labels: Mapping[str, str]) -> str:
+    """Return the identity of an alert: a digest of its sorted labels.
+
+    The digested text is ``json.dumps`` of the sorted (name, value) pairs, written
+    out with the JSON encoder's own string escaping (json.dumps itself took half of
+    building an alert).
+    """
+    text = "[" + ", ".join(f"[{_quoted(name)}, {_quoted(value)}]" for name, value in sorted(labels.items())) + "]"
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 @dataclass
@@ -73,7 +134,7 @@ class _Machine:
 
 def _dated_facts(group: Mapping[str, SeriesValue]) -> list[tuple[PartialDate, str, str, list[Any]]]:
     facts = [
-        (event_date(payload[1]), event_id, key, payload)
+        (_date(payload[1]), event_id, key, payload)
         for key, value in group.items()
         for event_id, payload in live_facts(value)
     ]
@@ -196,10 +257,42 @@ def _evaluate_unit(
                 event_id
                 for series in state.values()
                 for event_id, payload in live_facts(series)
-                if event_date(payload[1]).sort_key() == start
+                if _date(payload[1]).sort_key() == start
             ]
-            alerts.append(make_alert(rule, dict(labels), machine.state, machine.start, machine.value, causes, unit))
+            alerts.append(_make_alert(rule, dict(labels), machine.state, machine.start, machine.value, causes, unit))
     return alerts
+
+
+def _make_alert(
+    rule: Rule,
+    labels: dict[str, str],
+    state: Literal["pending", "firing", "resolved"],
+    since: PartialDate,
+    value: float | None,
+    causes: Iterable[str],
+    unit: str,
+) -> Alert:
+    full = {"alertname": rule.name, "severity": rule.severity, **rule.labels, **labels}
+    annotations = _annotations(rule.annotations, full, value)
+    ids = sorted(set(causes))
+    return Alert(
+        fingerprint(full),
+        rule.name,
+        rule.severity,
+        state,
+        full,
+        annotations,
+        str(since),
+        value,
+        tuple(ids[:MAX_CAUSE_IDS]),
+        rule.version,
+        unit,
+        len(ids),
+    )
+
+
+def _annotations(templates: Mapping[str, str], labels: Mapping[str, str], value: float | None) -> dict[str, str]:
+    return {name: render_template(text, labels, value) for name, text in templates.items()}
 
 
 def resolution(rules: RuleSet, router: Router, group: Mapping[str, SeriesValue], alert: Alert) -> Alert:
@@ -217,7 +310,7 @@ def resolution(rules: RuleSet, router: Router, group: Mapping[str, SeriesValue],
     templates = rule.resolved_annotations or rule.annotations
     found = _ending(rule, router, group, alert) if not isinstance(rule.condition, EventCondition) else None
     until, value = found if found is not None else (alert.since, None)
-    return ended._replace(until=until, value=value, annotations=render_annotations(templates, alert.labels, value))
+    return ended._replace(until=until, value=value, annotations=_annotations(templates, alert.labels, value))
 
 
 def _ending(
@@ -239,7 +332,7 @@ def _ending(
         machine.step(date, figure, rule)
         if machine.state == "firing":
             last_firing = index
-    since = event_date(alert.since).sort_key()
+    since = _date(alert.since).sort_key()
     end = next((index for index, (date, _) in enumerate(points) if date.sort_key() >= since), len(points))
     end = max(end, last_firing + 1)
     if end < len(points):
@@ -247,21 +340,38 @@ def _ending(
     return alert.since, figures[-1] if figures else None  # nothing known since: the value in effect then
 
 
+def _event_alerts(rule: Rule, condition: EventCondition, group: Mapping[str, SeriesValue], unit: str) -> list[Alert]:
+    kind = EVENT_KINDS[condition.type]
+    alerts = []
+    for key, value in group.items():
+        _, series = split_table_key(key)
+        if series.kind != kind:
+            continue
+        for event_id, payload in live_facts(value):
+            fields = dict(zip(EVENT_FIELDS[condition.type], series.labels, strict=False))
+            if kind == "export":
+                fields["direction"] = "loosened" if payload[3] > 0 else "tightened"
+            elif kind == "chip":
+                fields["stage"] = payload[2]
+            if not rule.matches(fields, condition.match):
+                continue
+            date = _date(payload[2] if kind == "export" else payload[1])
+            alerts.append(_make_alert(rule, {**fields, "event_id": event_id}, "firing", date, None, [event_id], unit))
+    return alerts
+
+
 def evaluate_units(
     rules: RuleSet,
     router: Router,
     group: Mapping[str, SeriesValue],
     changed: set[str] | None = None,
-    *,
-    events: bool = True,
 ) -> dict[str, list[Alert]]:
     """Evaluate the parts of one fold group that read a ``changed`` series key (every part if None).
 
     Returns the pending and firing alerts of each part evaluated, by unit (an empty
     list for a part with none). Values are read only for the parts evaluated, so
     ``group`` may decode them on demand. ``group`` may hold its partition's rates
-    keys: money is converted to USD with them. ``events=False`` leaves the event
-    rules out (``tracker.core.event_rules`` matches them fact by fact).
+    keys: money is converted to USD with them.
     """
     keys: dict[str, list[str]] = {}
     for key in group if changed is None else changed:
@@ -275,13 +385,11 @@ def evaluate_units(
     rates = Rates.from_state({key: group[key] for key in group if is_rates_key(key)}) if money else Rates()
     evaluated: dict[str, list[Alert]] = {}
     for rule in rules.rules:
-        if not events and isinstance(rule.condition, EventCondition):
-            continue
         for part, unit_keys in _units(rule, router, group, fold_key, keys).items():
             state = {key: group[key] for key in unit_keys}
             unit = f"{rule.name}|{part}"
             if isinstance(rule.condition, EventCondition):
-                evaluated[unit] = event_alerts(rule, state, unit)
+                evaluated[unit] = _event_alerts(rule, rule.condition, state, unit)
             else:
                 evaluated[unit] = _evaluate_unit(rule, router, state, unit, rates)
     return evaluated

@@ -165,11 +165,6 @@ class FoldBatch:
     ``tombstones`` names the key that records retractions of an id, and
     ``rates`` the key that holds an exchange rate (both on the partition being
     folded). The caller writes ``changed`` back, one write per key per batch.
-
-    ``revised`` names, per series key, each fact the batch added, replaced,
-    retracted or found again, with its payload as it was live before the batch
-    (None when it was not): what depends on single facts (an event rule) is
-    re-evaluated for those facts alone.
     """
 
     def __init__(
@@ -190,7 +185,6 @@ class FoldBatch:
         self.touched: list[str] = []
         self.applied: dict[str, set[str]] = {}
         self.revisited: set[str] = set()
-        self.revised: dict[str, dict[str, list[Any] | None]] = {}
 
     def _get(self, key: str) -> SeriesValue:
         self.touched.append(key)
@@ -220,16 +214,6 @@ class FoldBatch:
     def _peek(self, key: str) -> SeriesValue | None:
         return self.changed.get(key) or self._stored(key)
 
-    def _revise(self, key: str, event_id: str, value: SeriesValue) -> None:
-        """Note that ``event_id`` of ``key`` is revised; call before changing it.
-
-        Only events with this id change its payload or its mark, so the value seen at
-        its first revision in the batch is the value before the batch.
-        """
-        facts = self.revised.setdefault(key, {})
-        if event_id not in facts:
-            facts[event_id] = None if event_id in value["retracted"] else value["facts"].get(event_id)
-
     def apply(self, event: Event, event_id: str, series: SeriesId | None = None, position: Position = None) -> Outcome:
         """Fold one event; afterwards ``touched`` lists the keys it changed.
 
@@ -254,8 +238,6 @@ class FoldBatch:
             # Nothing changes, but the caller re-evaluates what depends on this series:
             # after a crash the fold may be redone while what followed it was lost.
             self.revisited.add(key)
-            if stored is not None and not key.startswith("#"):
-                self._revise(key, event_id, stored)
             default = first_day(payload[1])
             # The earliest knowledge wins, so what "as of" sees never depends on arrival order.
             if entry_day(entry, default) < entry_day(known_entries(stored).get(event_id), default):  # type: ignore[arg-type]
@@ -263,8 +245,6 @@ class FoldBatch:
             self.touched = [key]
             return Outcome.DUPLICATE
         value = self._get(key)
-        if not key.startswith("#"):
-            self._revise(key, event_id, value)
         tombstones = self._peek(self._tombstones(event_id))
         if tombstones is not None and event_id in tombstones["retracted"]:
             retraction_id = value["retracted"][event_id] = tombstones["retracted"][event_id]
@@ -296,10 +276,7 @@ class FoldBatch:
                 and target_id in stored["facts"]
                 and self._supersedes(stored, target_id, retraction_id, entry)
             ):
-                value = self._get(key)
-                if not key.startswith("#"):
-                    self._revise(key, target_id, value)
-                self._mark(value, target_id, retraction_id, entry)
+                self._mark(self._get(key), target_id, retraction_id, entry)
         return Outcome.RETRACTION
 
     @staticmethod

@@ -299,15 +299,6 @@ class RuleSet(_Strict):
                 names.update(SIGNAL_LABELS[rule.selector[0]])
         return frozenset(names)
 
-    @functools.cached_property
-    def event_rules(self) -> dict[str, list[Rule]]:
-        """Return the event rules by the series kind they read (matched per revised fact, batch after batch)."""
-        by_kind: dict[str, list[Rule]] = {}
-        for rule in self.rules:
-            if isinstance(rule.condition, EventCondition):
-                by_kind.setdefault(EVENT_KINDS[rule.condition.type], []).append(rule)
-        return by_kind
-
     def peer_pairs(self) -> tuple[PeerPair, ...]:
         """Return the peer pairs the rules compare (they must fold on one partition)."""
         return tuple(

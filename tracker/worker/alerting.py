@@ -6,9 +6,7 @@ split by the first two hex digits of each alert's fingerprint into at most 256
 entries, ``<fold key>/group/<unit>#<xx>``: a batch rewrites only the entries
 whose alerts it changed, and an entry stays small however many alerts its
 unit holds (an event rule fires once per live fact: 16,000 facts of one
-export series made one entry of 17 MB, over the changelog's record limit). An
-event rule is matched to the facts a batch revised alone, and only the entries
-their alerts' buckets name are read and rewritten. A
+export series made one entry of 17 MB, over the changelog's record limit). A
 transition is sent to the alerts topic (and acknowledged) before the entry is
 written, so a crash in between re-sends it on replay (same idempotency key)
 and never loses it.
@@ -29,7 +27,6 @@ from typing import Any, NamedTuple
 import orjson
 
 from tracker.core.alerts import Alert, Transition, evaluate_units, resolution, transitions
-from tracker.core.event_rules import Revised, revise_event_units
 from tracker.core.fold import SeriesValue
 from tracker.core.routing import Router
 from tracker.core.rules import RuleSet
@@ -187,10 +184,9 @@ class Alerting:
         touched: Mapping[str, list[Provenance]],
         new_keys: Mapping[str, set[str]],
         fresh: Mapping[str, SeriesValue] | None = None,
-        revised: Revised | None = None,
     ) -> None:
         """Re-evaluate each touched fold group, publish the transitions and write the entries."""
-        await self.evaluate(touched, new_keys, fresh, revised)
+        await self.evaluate(touched, new_keys, fresh)
         await self.flush()
 
     async def evaluate(
@@ -198,86 +194,54 @@ class Alerting:
         touched: Mapping[str, list[Provenance]],
         new_keys: Mapping[str, set[str]],
         fresh: Mapping[str, SeriesValue] | None = None,
-        revised: Revised | None = None,
     ) -> None:
         """Re-evaluate each touched fold group; its transitions and entries wait for ``flush``.
 
         ``new_keys`` are the series keys the batch wrote, and ``fresh`` the values it
-        wrote, already decoded (read first: the table holds them encoded). ``revised``
-        (``FoldBatch.revised``) names the facts the batch revised: given, an event rule
-        is matched to those facts alone and only their alerts' entries are read. A
-        batch is evaluated one partition at a time (an entry belongs to its group's
-        partition), and flushed once.
+        wrote, already decoded (read first: the table holds them encoded). A batch is
+        evaluated one partition at a time (an entry belongs to its group's partition),
+        and flushed once.
         """
         now = self.clock()
-        by_group: dict[str, dict[str, Mapping[str, list[Any] | None]]] = {}
-        for key, facts in (revised or {}).items():
-            by_group.setdefault(key.partition("/")[0], {})[key] = facts
+        documents = self._documents
+        writes = self._writes
         for count, (fold_key, provenance) in enumerate(touched.items(), 1):
             # A group is evaluated whole the first time this worker touches it (the rules may
             # have changed since its entries were written), then only where a batch wrote.
             whole = fold_key not in self._evaluated
             state = _Members(self.series, self.members(fold_key), fresh or {})
-            per_fact = not whole and revised is not None
             changed = None if whole else new_keys.get(fold_key, set())
-            evaluated = evaluate_units(self.rules, self.router, state, changed, events=not per_fact)
-            revisions = revise_event_units(self.rules, state, by_group.get(fold_key, {})) if per_fact else {}
+            evaluated = evaluate_units(self.rules, self.router, state, changed)
             # Evaluated whole, a group also clears the entries of parts no rule reads any more.
             stored_units = self._stored_units(fold_key)
             units = set(evaluated) | set(stored_units) if whole else set(evaluated)
             trail = _Trail(provenance)
             for unit in sorted(units):
-                after = {alert.fingerprint: alert for alert in evaluated.get(unit, ())}
-                self._settle(fold_key, unit, stored_units.get(unit, set()), None, after, state, trail, now)
-            for unit, revision in sorted(revisions.items()):
                 buckets = stored_units.get(unit, set())
-                self._settle(fold_key, unit, buckets, revision.fingerprints, revision.after, state, trail, now)
+                if not buckets and not evaluated.get(unit):
+                    continue  # nothing was pending or firing, nothing is: the common case
+                stored = {bucket: self.groups.get(unit_key(fold_key, unit, bucket)) or {} for bucket in buckets}
+                previous = {fp: entry for value in stored.values() for fp, entry in value.get("alerts", {}).items()}
+                after = {alert.fingerprint: alert for alert in evaluated.get(unit, ())}
+                changes = []
+                if {fp: entry["alert"]["state"] for fp, entry in previous.items()} != {
+                    fp: alert.state for fp, alert in after.items()
+                }:  # the same alerts in the same states make no transition: the common case
+                    before = {fp: Alert.from_json(entry["alert"]) for fp, entry in previous.items()}
+                    resolve = functools.partial(resolution, self.rules, self.router, state)
+                    changes = [_document(t, trail, now) for t in transitions(before, after, resolve)]
+                documents.extend(changes)
+                kept = self._entries(previous, after, changes, trail, now)
+                split: dict[str, dict[str, Any]] = {}
+                for fingerprint, entry in kept.items():
+                    split.setdefault(_bucket(fingerprint), {})[fingerprint] = entry
+                for bucket in sorted(buckets | set(split)):
+                    value = {"alerts": split[bucket], "rules_version": self.rules.version} if bucket in split else None
+                    if value != (stored.get(bucket) or None):
+                        writes[unit_key(fold_key, unit, bucket)] = value
             self._evaluated.add(fold_key)
             if count % GROUPS_PER_YIELD == 0:
                 await asyncio.sleep(0)
-
-    def _settle(
-        self,
-        fold_key: str,
-        unit: str,
-        buckets: AbstractSet[str],
-        governed: AbstractSet[str] | None,
-        after: Mapping[str, Alert],
-        state: Mapping[str, SeriesValue],
-        trail: _Trail,
-        now: float,
-    ) -> None:
-        """Compare a unit's alerts with its stored entries; queue the transitions and the entries that change.
-
-        ``governed`` are the fingerprints ``after`` decides (the others stored stay as they
-        are), or None when ``after`` is the whole unit: only the buckets that may hold them
-        are read and rewritten.
-        """
-        if governed is not None:
-            buckets = buckets & {_bucket(fingerprint) for fingerprint in governed}
-        if not buckets and not after:
-            return  # nothing was pending or firing, nothing is: the common case
-        stored = {bucket: self.groups.get(unit_key(fold_key, unit, bucket)) or {} for bucket in buckets}
-        read = {fp: entry for value in stored.values() for fp, entry in value.get("alerts", {}).items()}
-        previous = read if governed is None else {fp: entry for fp, entry in read.items() if fp in governed}
-        changes = []
-        if {fp: entry["alert"]["state"] for fp, entry in previous.items()} != {
-            fp: alert.state for fp, alert in after.items()
-        }:  # the same alerts in the same states make no transition: the common case
-            before = {fp: Alert.from_json(entry["alert"]) for fp, entry in previous.items()}
-            resolve = functools.partial(resolution, self.rules, self.router, state)
-            changes = [_document(t, trail, now) for t in transitions(before, after, resolve)]
-        self._documents.extend(changes)
-        split: dict[str, dict[str, Any]] = {}
-        for fingerprint, entry in read.items():
-            if fingerprint not in previous:  # not governed by ``after``: kept as stored
-                split.setdefault(_bucket(fingerprint), {})[fingerprint] = entry
-        for fingerprint, entry in self._entries(previous, after, changes, trail, now).items():
-            split.setdefault(_bucket(fingerprint), {})[fingerprint] = entry
-        for bucket in sorted(buckets | set(split)):
-            value = {"alerts": split[bucket], "rules_version": self.rules.version} if bucket in split else None
-            if value != (stored.get(bucket) or None):
-                self._writes[unit_key(fold_key, unit, bucket)] = value
 
     async def flush(self) -> None:
         """Publish the transitions evaluated since the last flush, then write their entries."""

@@ -169,7 +169,7 @@ class BatchFolder:
                     key for key in self.index.group(fold_key) if not key.startswith("#")
                 )
         if self.alerting is not None and self._touched:
-            await self.alerting.evaluate(self._touched, new_keys, fresh, batch.revised)
+            await self.alerting.evaluate(self._touched, new_keys, fresh)
 
     async def _fold_one(self, record: Incoming, batch: FoldBatch) -> None:
         if record.value is None:
