@@ -7,7 +7,9 @@ the same as never having published its target.
 
 from __future__ import annotations
 
+import asyncio
 import copy
+import functools
 import hashlib
 import json
 from collections import defaultdict
@@ -17,14 +19,21 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from prometheus_client import CollectorRegistry
 
-from tracker.core.alerts import Alert, evaluate, fingerprint, transitions
+from tracker.core.alerts import Alert, evaluate, fingerprint, resolution, transitions
 from tracker.core.decode import validate_event
 from tracker.core.events import Event, EventRetracted
 from tracker.core.fold import Projection, SeriesValue
-from tracker.core.routing import Router, parse_peers
+from tracker.core.routing import Router, parse_peers, series_of
+from tracker.kafka.partitioning import partition_for
+from tracker.kafka.publisher import BROADCAST_HEADER, encode_event
 from tracker.rules_file import DEFAULT_RULES, parse_rules
 from tracker.settings import DEFAULT_PEERS
+from tracker.worker.alerting import Alerting
+from tracker.worker.folding import BatchFolder, Incoming
+from tracker.worker.index import TableIndex
+from tracker.worker.metrics import AlertCollector, PipelineMetrics
 
 pytestmark = pytest.mark.unit
 
@@ -275,6 +284,94 @@ def test_every_alert_is_caused_by_live_facts_of_its_own_group(events: list[Event
         assert alert.state in ("pending", "firing")
         assert alert.cause_ids, f"{alert.rule} has no cause"
         assert set(alert.cause_ids) <= live
+
+
+PARTITIONS = 3
+
+
+def records(events: Sequence[Event], first_offset: int) -> list[Incoming]:
+    """Return the records the publisher writes for ``events``: retractions broadcast to every partition."""
+    out = []
+    for offset, event in enumerate(events, first_offset):
+        value, series = encode_event(event), series_of(event)
+        if series is None:
+            out.extend(
+                Incoming("events", partition, offset, None, value, (BROADCAST_HEADER,), None)
+                for partition in range(PARTITIONS)
+            )
+        else:
+            key = ROUTER.fold_key(series.subject)
+            out.append(Incoming("events", partition_for(key, PARTITIONS), offset, key.encode(), value, (), None))
+    return out
+
+
+def normalised(status: str, alert: Any) -> tuple[str, str, str]:
+    """Return a transition as comparable text (the alerts topic carries it as JSON)."""
+    data = alert.to_json() if isinstance(alert, Alert) else alert
+    return status, data["fingerprint"], json.dumps(data, sort_keys=True)
+
+
+def full_transitions(before: Iterable[Event], after: Iterable[Event]) -> list[tuple[str, str, str]]:
+    """Return the transitions between full evaluations of every group, before and after a batch."""
+    groups_before = fold_groups(Projection(ROUTER).replay(before).state)
+    groups_after = fold_groups(Projection(ROUTER).replay(after).state)
+    out = []
+    for fold_key, group in groups_after.items():
+        previous = evaluate(RULES, ROUTER, groups_before.get(fold_key, {}))
+        resolve = functools.partial(resolution, RULES, ROUTER, group)
+        out.extend(
+            normalised(t.status, t.alert) for t in transitions(previous, evaluate(RULES, ROUTER, group), resolve)
+        )
+    return sorted(out)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.data())
+def test_the_worker_evaluating_batch_by_batch_gives_what_full_evaluation_gives(data: st.DataObject) -> None:
+    # Arrange: the log (duplicates, late facts, reused ids, retractions, and retractions of facts
+    # already folded) cut into drawn batches; now and then the worker forgets what it evaluated,
+    # as after a partition assignment.
+    events = data.draw(deliveries(data.draw(histories())))
+    facts = [event.event_id for event in events if not isinstance(event, EventRetracted)]
+    events += [retraction(target) for target in data.draw(st.lists(st.sampled_from(facts), max_size=2))]
+    cuts = sorted(data.draw(st.lists(st.integers(0, len(events)), max_size=4)))
+    batches = [events[start:end] for start, end in zip([0, *cuts], [*cuts, len(events)], strict=True)]
+    series: dict[str, Any] = {}
+    groups: dict[str, Any] = {}
+    sent: list[dict[str, Any]] = []
+
+    async def send(documents: list[tuple[bytes, bytes]]) -> None:
+        sent.extend(json.loads(value) for _, value in documents)
+
+    async def reroute(*args: Any) -> None:
+        raise AssertionError(f"nothing should be re-sent: {args[:2]}")
+
+    metrics = PipelineMetrics.create(CollectorRegistry())
+    index = TableIndex(series, PARTITIONS)
+    alerting = Alerting(RULES, ROUTER, series, groups, index.group, send, metrics)
+    folder = BatchFolder(ROUTER, series, reroute, "events", "dlq", PARTITIONS, metrics, index, alerting)
+
+    for number, batch in enumerate(batches):
+        folded = [event for done in batches[:number] for event in done]
+        if data.draw(st.integers(0, 3), label="reassigned") == 0:
+            alerting.reset()
+        sent.clear()
+
+        # Act
+        asyncio.run(folder.fold(records(batch, len(folded))))
+
+        # Assert: the batch's transitions, one by one, are those of full evaluations.
+        assert sorted(normalised(d["status"], d["alert"]) for d in sent) == full_transitions(folded, folded + batch)
+
+    # Assert: what is stored, and what market_alert_firing exports, is the full evaluation of the live facts.
+    expected = alerts_of(events)
+    stored = {fp: entry["alert"] for value in groups.values() for fp, entry in value["alerts"].items()}
+    assert stored == {fp: json.loads(json.dumps(alert.to_json())) for fp, alert in expected.items()}
+    registry = CollectorRegistry()
+    registry.register(AlertCollector(lambda: [e for value in groups.values() for e in value["alerts"].values()]))
+    firing = sorted(json.dumps(s.labels, sort_keys=True) for m in registry.collect() for s in m.samples)
+    wanted = [{**alert.labels, "alertname": alert.rule} for alert in expected.values() if alert.state == "firing"]
+    assert firing == sorted(json.dumps(labels, sort_keys=True) for labels in wanted)
 
 
 @given(st.dictionaries(st.text(max_size=12), st.text(max_size=12), max_size=6))

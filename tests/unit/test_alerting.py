@@ -219,3 +219,30 @@ def test_a_retracted_export_change_sends_a_resolved_transition_describing_the_re
     assert resolved["alert"]["annotations"]["summary"] == "Retracted: us_bis tightened exports of nvidia_h200 to CN"
     assert (resolved["alert"]["since"], resolved["alert"]["until"]) == ("2025-12", "2025-12")
     assert firing["alert"]["until"] == ""
+
+
+def test_a_batch_rewrites_only_the_buckets_of_the_facts_it_revised_and_keeps_their_other_alerts() -> None:
+    # Arrange: 100 alerts of one export series in 256 buckets, so some buckets hold several.
+    groups = RecordingTable()
+    pipeline = Pipeline(load_rules(None), {}, groups)
+    pipeline.fold(*(export_change(f"h200-{n:03d}", "nvidia_h200", "2025-01") for n in range(100)))
+    retracted = {f"h200-{n:03d}" for n in range(0, 100, 2)}
+    held = {
+        key: {entry["alert"]["labels"]["event_id"] for entry in value["alerts"].values()}
+        for key, value in groups.items()
+    }
+    assert any(len(ids) > 1 and ids & retracted and ids - retracted for ids in held.values())
+    groups.written.clear()
+    pipeline.sent.clear()
+
+    # Act: every other fact retracted.
+    pipeline.fold(*(retraction(f"r-{target}", target) for target in sorted(retracted)))
+
+    # Assert: the retracted facts resolve; the others stay stored; untouched buckets are not rewritten.
+    assert sorted(d["alert"]["labels"]["event_id"] for d in pipeline.sent if d["status"] == "resolved") == sorted(
+        retracted
+    )
+    assert len(pipeline.sent) == len(retracted)
+    left = {entry["alert"]["labels"]["event_id"] for value in groups.values() for entry in value["alerts"].values()}
+    assert left == {f"h200-{n:03d}" for n in range(100)} - retracted
+    assert set(groups.written) == {key for key, ids in held.items() if ids & retracted}
