@@ -47,7 +47,7 @@ PROVENANCE_FALLBACK = 5
 #: per transition stay bounded whatever the batch.
 MAX_PROVENANCE_EVENTS = 20
 #: Send (key, value) records to the alerts topic and wait for the broker's acknowledgement.
-Send = Callable[[list[tuple[bytes, bytes]]], Awaitable[None]]
+SendTransitions = Callable[[list[tuple[bytes, bytes]]], Awaitable[None]]
 
 
 def unit_key(fold_key: str, unit: str, bucket: str = "") -> str:
@@ -143,7 +143,7 @@ class Alerting:
         series: Mapping[str, SeriesValue],
         groups: MutableMapping[str, Any],
         members: Callable[[str], AbstractSet[str]],
-        send: Send,
+        send: SendTransitions,
         metrics: PipelineMetrics,
         clock: Callable[[], float] = time.time,
     ) -> None:

@@ -30,7 +30,7 @@ from tracker.worker.alerting import Alerting, Provenance
 from tracker.worker.index import TableIndex
 from tracker.worker.metrics import PipelineMetrics
 
-__all__ = ["BatchFolder", "Incoming", "Send"]
+__all__ = ["BatchFolder", "Incoming", "SendRecord"]
 
 #: Records folded (or table keys written) between two chances for the web server to answer:
 #: a batch of 20,000 records takes seconds, and ingestion and reads share the event loop.
@@ -49,7 +49,7 @@ class Incoming(NamedTuple):
     timestamp: float | None
 
 
-class Send(Protocol):
+class SendRecord(Protocol):
     """Send a record to a topic (the events topic or the dead-letter topic)."""
 
     def __call__(
@@ -69,7 +69,7 @@ class BatchFolder:
         self,
         router: Router,
         table: MutableMapping[str, SeriesValue],
-        send: Send,
+        send: SendRecord,
         events_topic: str,
         dead_letter_topic: str,
         partitions: int,
