@@ -100,7 +100,7 @@ def load_rules(path: Path | None) -> RuleSet:
     return parse_rules(text, str(source))
 
 
-def build_router(settings: Settings) -> Router:
-    """Return the router for the configured peer pairs plus those the rules compare."""
-    rules = load_rules(settings.rules_path)
+def build_router(settings: Settings, rules: RuleSet | None = None) -> Router:
+    """Return the router for the configured peer pairs plus those the rules compare (read unless given)."""
+    rules = rules if rules is not None else load_rules(settings.rules_path)
     return Router(tuple(dict.fromkeys(settings.peer_pairs + rules.peer_pairs())))

@@ -133,7 +133,7 @@ def _settling(app: faust.App) -> bool:
 def build_worker(settings: Settings) -> Worker:
     """Build the worker for ``settings`` (Faust app, tables, fold agent, alerting, routes, metrics)."""
     rules = load_rules(settings.rules_path)
-    router = build_router(settings)
+    router = build_router(settings, rules)  # the rules file is read once
     app = faust.App(
         # The Faust id names the fold's consumer group and prefixes the changelogs,
         # so the topic prefix goes in front of it too.
