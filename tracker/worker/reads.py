@@ -1,24 +1,42 @@
 """The worker's read side: facts with their documents, histories, and answers "as of" a date.
 
 Each worker answers for the partitions it owns, like /v1/signals. The pure
-core decides what to list (``tracker.core.facts``, ``history``, ``knowledge``);
-this module reads the tables, fetches the documents of a page from the
-events topic (``LogReader``) and evaluates the alert rules on a past state.
+core decides what to list (``tracker.core.facts``, ``history``, ``knowledge``,
+``overview``); this module reads the tables, fetches the documents of a page
+from the events topic (``LogReader``) and evaluates the alert rules on a past
+state. A read costs what it asks for: a query naming a subject reads its fold
+group, any other reads (decodes) only the keys the core says may answer it,
+listed by the index.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from itertools import islice
 from typing import TYPE_CHECKING, Any
 
 from tracker.core.alerts import Alert, evaluate
 from tracker.core.decode import decode_event
-from tracker.core.facts import FactEntry, candidates, fact_document, find_fact, matches_document, state_document
+from tracker.core.facts import (
+    FactEntry,
+    fact_document,
+    fact_subjects,
+    find_fact,
+    iter_candidates,
+    key_may_hold,
+    matches_document,
+    state_document,
+)
 from tracker.core.fold import SeriesValue
 from tracker.core.fx import rates_keys
-from tracker.core.history import signal_history
+from tracker.core.history import history_subject, key_may_feed, signal_history
 from tracker.core.knowledge import entry_offset, known_state
-from tracker.core.queries import AlertQuery, FactQuery, SignalQuery, encode_cursor
+from tracker.core.queries import (
+    AlertQuery,
+    FactQuery,
+    SignalQuery,
+    encode_cursor,
+)
 from tracker.core.signals import Signal, derive_signals
 from tracker.errors import EventValidationError
 from tracker.kafka.log_reader import LogReader
@@ -29,6 +47,9 @@ if TYPE_CHECKING:
     from tracker.worker.app import Worker
 
 __all__ = ["Reads"]
+
+#: The labels naming a signal's subject: /v1/signals naming one derives only its fold group.
+_SUBJECT_LABELS = ("entity", "buyer", "authority", "peer")
 
 
 class Reads:
@@ -48,33 +69,63 @@ class Reads:
         table = self.worker.table
         return {key: value for key in self.worker.index.group(fold_key) if (value := table.get(key)) is not None}
 
+    def _subject_state(self, subjects: frozenset[str]) -> dict[str, SeriesValue]:
+        """Return the fold groups of ``subjects`` that this worker owns."""
+        owned = self.worker.owned_partitions()
+        state: dict[str, SeriesValue] = {}
+        for fold_key in sorted({self.worker.router.fold_key(subject) for subject in subjects}):
+            if partition_for(fold_key, self.partitions) in owned:
+                state.update(self._group(fold_key))
+        return state
+
+    def _keys(self, wanted: Callable[[str], bool]) -> dict[str, SeriesValue]:
+        """Return the owned series and rates keys ``wanted`` accepts, decoding only their values."""
+        assert self.worker.index is not None
+        table = self.worker.table
+        state = {}
+        for partition in sorted(self.worker.owned_partitions()):
+            for key in self.worker.index.keys(partition):
+                if wanted(key) and (value := table.get(key)) is not None:
+                    state[key] = value
+        return state
+
     def signals(self, query: SignalQuery) -> list[Signal]:
         """Return the signals of the owned partitions as known on ``query.as_of``, filtered by ``query``."""
-        signals = self.worker.signals(query.labels.get("entity"), query.as_of)
+        # Every signal about an entity, a buyer, an authority or a peer is derived in its fold group.
+        subject = next((query.labels[name] for name in _SUBJECT_LABELS if name in query.labels), None)
+        signals = self.worker.signals(subject, query.as_of)
         return [signal for signal in signals if _matches(signal, query)]
 
     def history(self, query: SignalQuery) -> dict[str, Any]:
         """Return /v1/signals/history's document."""
-        state = known_state(self._owned(), query.as_of)
+        subject = history_subject(query)
+        if subject is not None:
+            state = self._subject_state(frozenset({subject}))
+        else:
+            state = self._keys(lambda key: key_may_feed(key, query))
+        state = known_state(state, query.as_of)
         return {"series": [item.to_json() for item in signal_history(self.worker.router, state, query)]}
 
     async def facts(self, query: FactQuery) -> dict[str, Any]:
         """Return a page of /v1/facts, documents read from the log."""
-        found = candidates(self._owned(), query)
+        subjects = fact_subjects(query)
+        state = self._subject_state(subjects) if subjects is not None else self._keys(lambda k: key_may_hold(k, query))
+        found = iter_candidates(state, query)
         page: list[dict[str, Any]] = []
-        index = 0
-        while index < len(found) and len(page) < query.limit:
-            chunk = found[index : index + query.limit - len(page)]
+        more = False
+        while len(page) < query.limit and not more:
+            chunk = list(islice(found, query.limit - len(page)))
+            if not chunk:
+                break
             documents = await self._documents(chunk)
-            for entry in chunk:
-                index += 1
+            for taken, entry in enumerate(chunk, 1):
                 document = documents.get(entry.event_id)
                 if matches_document(_or_state(entry, document), query):
                     page.append(self._fact(entry, document))
                     if len(page) == query.limit:
+                        more = taken < len(chunk) or next(found, None) is not None
                         break
         last = page[-1] if page else None
-        more = last is not None and index < len(found)
         return {
             "facts": page,
             "next_cursor": encode_cursor(last["occurred_on"], last["id"]) if more and last else None,
