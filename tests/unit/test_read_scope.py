@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tracker.bench.workload import generate
 from tracker.core.dates import PartialDate
-from tracker.core.decode import decode_event
+from tracker.core.decode import decode_event, validate_event
 from tracker.core.events import Event
 from tracker.core.facts import FactEntry, _field_mismatch, candidates, fact_entries, fact_subjects, key_may_hold
 from tracker.core.fold import Projection, SeriesValue
@@ -32,9 +35,15 @@ def _workload_events() -> list[Event]:
 
 
 @pytest.fixture(scope="module")
-def state(seed_events: tuple[Event, ...], router: Router) -> dict[str, SeriesValue]:
-    """The seed article plus a small workload: every kind, retractions, several fold groups."""
-    return Projection(router).replay([*seed_events, *_workload_events()]).state
+def state(
+    seed_events: tuple[Event, ...], router: Router, raw_event_factory: Callable[..., Any]
+) -> dict[str, SeriesValue]:
+    """The seed article, two exchange rates and a small workload: every kind, retractions, several fold groups."""
+    rates = [
+        validate_event(raw_event_factory("fx_rate.reported", id=f"fx-{currency}", currency=currency))
+        for currency in ("CNY", "EUR")
+    ]
+    return Projection(router).replay([*seed_events, *rates, *_workload_events()]).state
 
 
 def group_of(state: dict[str, SeriesValue], router: Router, subjects: frozenset[str]) -> dict[str, SeriesValue]:
@@ -43,7 +52,7 @@ def group_of(state: dict[str, SeriesValue], router: Router, subjects: frozenset[
     return {k: v for k, v in state.items() if k.partition("/")[0] in fold_keys or k.startswith("#")}
 
 
-TYPES = ["usage.reported", "chip_delivery.reported", "export_rule.changed"]
+TYPES = ["usage.reported", "chip_delivery.reported", "export_rule.changed", "fx_rate.reported"]
 SLUGS = ["bytedance", "google", "doubao", "entity-00003", "entity-00017", "us_government", "us_bis", "nvidia"]
 FACT_PARAMS = st.lists(
     st.one_of(
@@ -57,6 +66,7 @@ FACT_PARAMS = st.lists(
         st.tuples(st.just("include_retracted"), st.just("true")),
         st.tuples(st.just("as_of"), st.sampled_from(["2023-06", "2025-11-15"])),
         st.tuples(st.just("occurred_from"), st.just("2024")),
+        st.tuples(st.just("currency"), st.sampled_from(["CNY", "USD"])),
     ),
     max_size=4,
     unique_by=lambda pair: pair[0],
