@@ -1,4 +1,4 @@
-"""Reads that look at part of the state answer as a read of the whole state does."""
+"""Reads that look at part of the state answer as a read of the whole state does; the overview's pieces."""
 
 from __future__ import annotations
 
@@ -17,9 +17,12 @@ from tracker.core.facts import FactEntry, _field_mismatch, candidates, fact_entr
 from tracker.core.fold import Projection, SeriesValue
 from tracker.core.history import history_subject, key_may_feed, signal_history
 from tracker.core.knowledge import known_state
-from tracker.core.queries import HISTORY_FAMILIES, FactQuery, fact_query, signal_query
+from tracker.core.overview import alert_counts, entities_page, entity_summary, key_subject, rank_alerts
+from tracker.core.queries import HISTORY_FAMILIES, FactQuery, fact_query, overview_query, signal_query
 from tracker.core.routing import Router
+from tracker.core.signals import derive_signals
 from tracker.errors import EventValidationError, QueryRefused
+from tracker.worker.alert_digest import AlertDigest
 
 pytestmark = pytest.mark.unit
 
@@ -137,3 +140,61 @@ def test_entity_alone_pins_usage_and_investments_but_not_chips_reported_by_it() 
     assert fact_subjects(fact_query([("entity", "bytedance"), ("type", "usage.reported")])) == {"bytedance"}
     assert fact_subjects(fact_query([("buyer", "bytedance"), ("type", "chip_delivery.reported")])) == {"bytedance"}
     assert fact_subjects(fact_query([("entity", "bytedance")])) is None
+
+
+def test_the_overview_lists_entities_from_keys_a_page_at_a_time(state: dict[str, SeriesValue]) -> None:
+    subjects = {subject for key in state if (subject := key_subject(key))}
+
+    first, total, rest = entities_page(subjects, "entity-", None, 10)
+    second, _, _ = entities_page(subjects, "entity-", first[-1], 10)
+
+    assert {"bytedance", "doubao", "us_government", "cn_approved_customers"} <= subjects
+    assert first == sorted(first) and second[0] > first[-1] and len(first) == len(second) == 10
+    assert total == 40 and rest == 30
+
+
+def test_an_entity_row_shows_its_latest_figures(seed_events: tuple[Event, ...], router: Router) -> None:
+    signals = derive_signals(router, Projection(router).replay(seed_events).state)
+
+    summary = entity_summary(signals, "bytedance")
+
+    names = {(s["name"], s["labels"].get("metric") or s["labels"].get("period")) for s in summary}
+    assert ("market_usage", "tokens_per_day") in names
+    assert ("market_investment_usd", "2026") in names
+    assert all(s["name"] != "market_events_trailing" for s in summary)
+
+
+def test_alerts_are_ranked_most_severe_then_most_recent_and_counted_per_entity() -> None:
+    alerts = [
+        {"rule": "a", "severity": "warning", "since": "2025-12", "labels": {"entity": "bytedance"}},
+        {"rule": "b", "severity": "critical", "since": "2025-10", "labels": {"authority": "us_government"}},
+        {"rule": "c", "severity": "warning", "since": "2026-01", "labels": {"entity": "doubao"}},
+        {"rule": "d", "severity": "info", "since": "2026-02", "labels": {"entity": "bytedance"}},
+    ]
+
+    assert [a["rule"] for a in rank_alerts(alerts, 3)] == ["b", "c", "a"]
+    assert alert_counts(alerts)["bytedance"] == 2
+
+
+def test_an_overview_query_refuses_what_it_does_not_know() -> None:
+    with pytest.raises(QueryRefused) as refused:
+        overview_query([("entity", "bytedance")])
+
+    assert refused.value.parameter == "entity"
+    assert overview_query([("q", " ByteDance "), ("alerts", "5")]).q == "bytedance"
+
+
+def test_the_alert_digest_is_read_again_only_when_the_fold_moved() -> None:
+    alert = {"rule": "r", "fingerprint": "f", "severity": "warning", "since": "2025", "labels": {"entity": "x"}}
+    groups = {"x/r": {"alerts": {"f": {"alert": alert, "provenance": []}}}}
+    moment = {"records": 1}
+    digest = AlertDigest(lambda: groups, lambda: moment["records"])
+
+    before = digest.get()
+    groups["y/r"] = {"alerts": {"g": {"alert": {**alert, "labels": {"buyer": "y"}}, "provenance": []}}}
+    unchanged = digest.get()
+    moment["records"] = 2
+    after = digest.get()
+
+    assert before.total == unchanged.total == 1
+    assert after.total == 2 and after.where == {"x": ["x/r"], "y": ["y/r"]} and after.counts["y"] == 1

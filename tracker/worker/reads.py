@@ -31,16 +31,20 @@ from tracker.core.fold import SeriesValue
 from tracker.core.fx import rates_keys
 from tracker.core.history import history_subject, key_may_feed, signal_history
 from tracker.core.knowledge import entry_offset, known_state
+from tracker.core.overview import alert_counts, alert_is_about, entities_page, entity_summary, key_subject, rank_alerts
 from tracker.core.queries import (
     AlertQuery,
     FactQuery,
+    OverviewQuery,
     SignalQuery,
     encode_cursor,
+    encode_entity_cursor,
 )
 from tracker.core.signals import Signal, derive_signals
 from tracker.errors import EventValidationError
 from tracker.kafka.log_reader import LogReader
 from tracker.kafka.partitioning import partition_for
+from tracker.worker.alert_digest import AlertDigest
 from tracker.worker.metrics import owned_state
 
 if TYPE_CHECKING:
@@ -60,6 +64,11 @@ class Reads:
         self.log = log
         self.topic = worker.settings.events_topic
         self.partitions = worker.settings.partitions
+        self.digest = AlertDigest(
+            lambda: owned_state(worker.groups, worker.owned_partitions(), self.partitions),
+            # The fold's counters move when a batch is written (its alerts with it), the partitions on a rebalance.
+            lambda: (tuple(sorted(worker.progress().items())), frozenset(worker.owned_partitions())),
+        )
 
     def _owned(self) -> dict[str, SeriesValue]:
         return owned_state(self.worker.table, self.worker.owned_partitions(), self.partitions)
@@ -148,21 +157,68 @@ class Reads:
             "alerts": self._alerts_of(group, key, entry),
         }
 
+    def overview(self, query: OverviewQuery) -> dict[str, Any]:
+        """Return /v1/overview's document: a page of entities with their latest figures, the most severe alerts."""
+        assert self.worker.index is not None
+        subjects: set[str] = set()
+        for partition in sorted(self.worker.owned_partitions()):
+            subjects.update(filter(None, map(key_subject, self.worker.index.keys(partition))))
+        slugs, total, rest = entities_page(subjects, query.q, query.after, query.limit)
+        if query.as_of is None:
+            digest = self.digest.get()
+            ranked, counts, count = digest.ranked[: query.alerts], digest.counts, digest.total
+        else:
+            alerts = self.alerts(AlertQuery(as_of=query.as_of))
+            ranked, counts, count = rank_alerts(alerts, query.alerts), alert_counts(alerts), len(alerts)
+        entities = [
+            {
+                "entity": slug,
+                "signals": entity_summary(self.worker.signals(slug, query.as_of), slug),
+                "alerts": counts.get(slug, 0),
+            }
+            for slug in slugs
+        ]
+        return {
+            "entities": entities,
+            "entities_total": total,
+            "next_cursor": encode_entity_cursor(slugs[-1]) if rest else None,
+            "alerts": ranked,
+            "alerts_total": count,
+        }
+
     def alerts(self, query: AlertQuery) -> list[dict[str, Any]]:
         """Return the active alerts, now (with their stored provenance) or as evaluated on ``query.as_of``."""
-        if query.as_of is None:
+        if query.as_of is None and query.entity is not None:
+            # Only the groups-table keys that hold the entity's alerts, read afresh.
+            groups = self.worker.groups
+            entries = [
+                entry
+                for key in self.digest.get().where.get(query.entity, [])
+                for entry in (groups.get(key) or {"alerts": {}})["alerts"].values()
+            ]
+            alerts = [{**entry["alert"], "provenance": entry["provenance"]} for entry in entries]
+            alerts.sort(key=lambda alert: (alert["rule"], alert["fingerprint"]))
+        elif query.as_of is None:
             entries = self.worker.alerts()
             alerts = [{**entry["alert"], "provenance": entry["provenance"]} for entry in entries]
         else:
             alerts = []
             assert self.worker.index is not None
             for partition in sorted(self.worker.owned_partitions()):
-                for fold_key in sorted(self.worker.index.fold_keys(partition)):
+                fold_keys = self.worker.index.fold_keys(partition)
+                if query.entity is not None:  # the alerts about an entity are evaluated in its fold group
+                    fold_keys = [key for key in fold_keys if key == self.worker.router.fold_key(query.entity)]
+                for fold_key in sorted(fold_keys):
                     group = known_state(self._group(fold_key), query.as_of)
                     for alert in evaluate(self.worker.rules, self.worker.router, group).values():
                         alerts.append({**alert.to_json(), "provenance": self._provenance(group, alert)})
             alerts.sort(key=lambda alert: (alert["rule"], alert["fingerprint"]))
-        return [alert for alert in alerts if query.state is None or alert["state"] == query.state]
+        return [
+            alert
+            for alert in alerts
+            if (query.state is None or alert["state"] == query.state)
+            and (query.entity is None or alert_is_about(alert, query.entity))
+        ]
 
     # --- helpers -----------------------------------------------------------------------------------------
 
