@@ -11,7 +11,7 @@ listed by the index.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from itertools import islice
 from typing import TYPE_CHECKING, Any
 
@@ -31,7 +31,15 @@ from tracker.core.fold import SeriesValue
 from tracker.core.fx import rates_keys
 from tracker.core.history import history_subject, key_may_feed, signal_history
 from tracker.core.knowledge import entry_offset, known_state
-from tracker.core.overview import alert_counts, alert_is_about, entities_page, entity_summary, key_subject, rank_alerts
+from tracker.core.overview import (
+    ALERT_SUBJECT_LABELS,
+    alert_counts,
+    alert_is_about,
+    entities_page,
+    entity_summary,
+    key_subject,
+    rank_alerts,
+)
 from tracker.core.queries import (
     AlertQuery,
     FactQuery,
@@ -270,7 +278,7 @@ class Reads:
         live = {**group, key: {**group[key], "retracted": retracted}}
         with_it = evaluate(rules, router, live)
         without = evaluate(rules, router, _without(group, key, entry.event_id))
-        active = {e["alert"]["fingerprint"]: e for e in self.worker.alerts()}
+        active = self._active({**with_it, **without}.values())
         out = []
         for relation, alerts, others in (("caused", with_it, without), ("resolved", without, with_it)):
             for fingerprint, alert in sorted(alerts.items()):
@@ -284,6 +292,21 @@ class Reads:
                 document["provenance"] = now["provenance"] if now is not None else self._provenance(live, alert)
                 out.append(document)
         return out
+
+    def _active(self, alerts: Iterable[Alert]) -> dict[str, dict[str, Any]]:
+        """Return the stored active alerts among those about the same entities as ``alerts``, by fingerprint."""
+        slugs: set[str] = set()
+        everything = False
+        for alert in alerts:
+            labels = dict(alert.labels)
+            named = {labels[name] for name in ALERT_SUBJECT_LABELS if name in labels}
+            everything = everything or not named  # an alert about no entity: read them all
+            slugs |= named
+        if everything:
+            found = [{**e["alert"], "provenance": e["provenance"]} for e in self.worker.alerts()]
+        else:
+            found = [a for slug in sorted(slugs) for a in self.alerts(AlertQuery(entity=slug))]
+        return {alert["fingerprint"]: {"alert": alert, "provenance": alert["provenance"]} for alert in found}
 
     def _provenance(self, group: Mapping[str, SeriesValue], alert: Alert) -> list[dict[str, Any]]:
         out = []
