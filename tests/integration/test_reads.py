@@ -171,13 +171,15 @@ def test_a_retraction_marks_the_fact_removes_it_from_history_and_resolves_its_al
     assert [p[0] for p in points(as_of_december)] == ["2025-10", "2025-12"]
 
 
-def test_the_overview_pages_entities_and_puts_the_most_severe_alert_first(seeded: str) -> None:
+def test_the_overview_pages_entities_and_alerts_and_facts_list_newest_first(seeded: str) -> None:
     wait_until("the seed's alerts", lambda: len(get(seeded, "/v1/alerts")["alerts"]) == 3, timeout=30)
 
     first = get(seeded, "/v1/overview", limit="2", alerts="1")
     rest = get(seeded, "/v1/overview", cursor=first["next_cursor"])
     filtered = get(seeded, "/v1/overview", q="BYTE")
     bytedance_alerts = get(seeded, "/v1/alerts", entity="bytedance")
+    newest = get(seeded, "/v1/facts", order="desc", limit="2")
+    older = get(seeded, "/v1/facts", order="desc", cursor=newest["next_cursor"])
     status, body = refusal(seeded, "/v1/overview", alerts="0")
 
     slugs = [e["entity"] for e in first["entities"] + rest["entities"]]
@@ -191,3 +193,6 @@ def test_the_overview_pages_entities_and_puts_the_most_severe_alert_first(seeded
     assert bytedance["alerts"] == 1
     assert [a["rule"] for a in bytedance_alerts["alerts"]] == ["peer-overtake-tokens"]
     assert status == 400 and body["parameter"] == "alerts"
+    listed = [f["id"] for f in newest["facts"] + older["facts"]]
+    assert listed[0] == "seed-10-google-tokens-2025-12" and listed[-1] == "seed-02-us-hyperscalers-capex-2025"
+    assert len(listed) == 10

@@ -6,7 +6,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from tracker.bench.workload import generate
@@ -18,7 +18,7 @@ from tracker.core.fold import Projection, SeriesValue
 from tracker.core.history import history_subject, key_may_feed, signal_history
 from tracker.core.knowledge import known_state
 from tracker.core.overview import alert_counts, entities_page, entity_summary, key_subject, rank_alerts
-from tracker.core.queries import HISTORY_FAMILIES, FactQuery, fact_query, overview_query, signal_query
+from tracker.core.queries import HISTORY_FAMILIES, FactQuery, encode_cursor, fact_query, overview_query, signal_query
 from tracker.core.routing import Router
 from tracker.core.signals import derive_signals
 from tracker.errors import EventValidationError, QueryRefused
@@ -70,6 +70,16 @@ FACT_PARAMS = st.lists(
         st.tuples(st.just("as_of"), st.sampled_from(["2023-06", "2025-11-15"])),
         st.tuples(st.just("occurred_from"), st.just("2024")),
         st.tuples(st.just("currency"), st.sampled_from(["CNY", "USD"])),
+        st.tuples(st.just("order"), st.sampled_from(["asc", "desc"])),
+        st.tuples(
+            st.just("cursor"),
+            st.sampled_from(
+                [
+                    encode_cursor("2023-04", "bench-00001000"),
+                    encode_cursor("2025-12", "seed-09-bytedance-tokens-2025-12"),
+                ]
+            ),
+        ),
     ),
     max_size=4,
     unique_by=lambda pair: pair[0],
@@ -83,7 +93,12 @@ def every_fact_filtered(state: dict[str, SeriesValue], query: FactQuery) -> list
     for entry in fact_entries(known_state(state, query.as_of)):
         start = PartialDate.parse(entry.occurred_on).start.isoformat()
         if (
-            (after is None or (entry.order, entry.event_id) > after)
+            (
+                after is None
+                or (
+                    (entry.order, entry.event_id) < after if query.descending else (entry.order, entry.event_id) > after
+                )
+            )
             and (query.type is None or entry.type == query.type)
             and (entry.retracted_by is None or query.include_retracted)
             and (query.occurred_from is None or start >= query.occurred_from)
@@ -91,11 +106,12 @@ def every_fact_filtered(state: dict[str, SeriesValue], query: FactQuery) -> list
             and not any(_field_mismatch(entry, name, wanted) for name, wanted in query.fields.items())
         ):
             out.append(entry)
-    return out
+    return out[::-1] if query.descending else out
 
 
 @settings(max_examples=150, deadline=None)
 @given(params=FACT_PARAMS)
+@example(params=[("order", "desc"), ("cursor", encode_cursor("2025-12", "seed-09-bytedance-tokens-2025-12"))])
 def test_facts_read_from_keys_or_one_group_are_those_of_the_whole_state(
     state: dict[str, SeriesValue], router: Router, params: list[tuple[str, str]]
 ) -> None:

@@ -151,7 +151,7 @@ def _known_value(entry: FactEntry, name: str) -> str | None:
 
 
 def candidates(state: Mapping[str, SeriesValue], query: FactQuery) -> list[FactEntry]:
-    """Return the facts that may match ``query``, as known on its ``as_of``, after its cursor, in order.
+    """Return the facts that may match ``query``, as known on its ``as_of``, after its cursor, in order (or reversed).
 
     Fields the state does not keep (status, a chip's reporting entity ...) are left
     to ``matches_document``.
@@ -173,7 +173,7 @@ def iter_candidates(state: Mapping[str, SeriesValue], query: FactQuery) -> Itera
                 continue  # exchange rates are kept on every partition: each id is listed once
             seen.add(event_id)
             order = _order(payload[1])
-            if after is not None and (order, event_id) <= after:
+            if after is not None and ((order, event_id) >= after if query.descending else (order, event_id) <= after):
                 continue
             if event_id in retracted and not query.include_retracted:
                 continue
@@ -183,9 +183,7 @@ def iter_candidates(state: Mapping[str, SeriesValue], query: FactQuery) -> Itera
             if query.occurred_to is not None and start > query.occurred_to:
                 continue
             heap.append((order, event_id, key))
-    heapq.heapify(heap)  # linear; each fact taken costs a pop, so a page of 100 never sorts 200,000
-    while heap:
-        _, event_id, key = heapq.heappop(heap)
+    for _, event_id, key in _in_order(heap, query.descending):
         value = known[key]
         entry = _entry(key, value, event_id, value["facts"][event_id])
         if query.type is not None and entry.type != query.type:
@@ -193,6 +191,16 @@ def iter_candidates(state: Mapping[str, SeriesValue], query: FactQuery) -> Itera
         if any(_field_mismatch(entry, name, wanted) for name, wanted in query.fields.items()):
             continue
         yield entry
+
+
+def _in_order(items: list[tuple[tuple[float, int], str, str]], descending: bool) -> Iterator[tuple[Any, str, str]]:
+    """Yield ``items`` smallest first (or largest first), sorting only as far as the caller reads."""
+    if descending:
+        yield from sorted(items, reverse=True)  # rare (the newest of a few thousand): a plain sort
+        return
+    heapq.heapify(items)  # linear; each fact taken costs a pop, so a page of 100 never sorts 200,000
+    while items:
+        yield heapq.heappop(items)
 
 
 def key_may_hold(key: str, query: FactQuery) -> bool:

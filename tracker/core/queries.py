@@ -176,6 +176,7 @@ class FactQuery:
     as_of: str | None = None
     limit: int = DEFAULT_LIMIT
     after: tuple[str, str] | None = None
+    descending: bool = False
 
 
 _FACT_PARAMETERS = (
@@ -188,6 +189,7 @@ _FACT_PARAMETERS = (
     "as_of",
     "limit",
     "cursor",
+    "order",
 )
 
 
@@ -216,6 +218,7 @@ def fact_query(params: Iterable[tuple[str, str]]) -> FactQuery:
         as_of=_as_of(found),
         limit=_limit(found.get("limit")),
         after=decode_cursor(found["cursor"]) if "cursor" in found else None,
+        descending=_choice(found, "order", ("asc", "desc")) == "desc",
     )
 
 
