@@ -169,3 +169,30 @@ def test_a_retraction_marks_the_fact_removes_it_from_history_and_resolves_its_al
     assert [f["id"] for f in listed["facts"]] == ["seed-08-bytedance-tokens-2025-10"]
     assert [f["id"] for f in with_retracted["facts"]] == ["seed-08-bytedance-tokens-2025-10", DECEMBER]
     assert [p[0] for p in points(as_of_december)] == ["2025-10", "2025-12"]
+
+
+def test_the_overview_pages_entities_and_alerts_and_facts_list_newest_first(seeded: str) -> None:
+    wait_until("the seed's alerts", lambda: len(get(seeded, "/v1/alerts")["alerts"]) == 3, timeout=30)
+
+    first = get(seeded, "/v1/overview", limit="2", alerts="1")
+    rest = get(seeded, "/v1/overview", cursor=first["next_cursor"])
+    filtered = get(seeded, "/v1/overview", q="BYTE")
+    bytedance_alerts = get(seeded, "/v1/alerts", entity="bytedance")
+    newest = get(seeded, "/v1/facts", order="desc", limit="2")
+    older = get(seeded, "/v1/facts", order="desc", cursor=newest["next_cursor"])
+    status, body = refusal(seeded, "/v1/overview", alerts="0")
+
+    slugs = [e["entity"] for e in first["entities"] + rest["entities"]]
+    assert slugs == sorted(slugs) and first["entities_total"] == len(slugs) and rest["next_cursor"] is None
+    assert {"bytedance", "google", "doubao", "us_government", "cn_approved_customers"} <= set(slugs)
+    assert [a["rule"] for a in first["alerts"]] == ["export-rule-change-china"] and first["alerts_total"] == 3
+    assert first["alerts"][0]["provenance"][0]["id"] == "seed-04-us-h200-cn-loosened"
+    (bytedance,) = filtered["entities"]
+    figures = {(s["name"], s["labels"].get("metric")): s["value"] for s in bytedance["signals"]}
+    assert figures[("market_usage", "tokens_per_day")] == 5.0e13
+    assert bytedance["alerts"] == 1
+    assert [a["rule"] for a in bytedance_alerts["alerts"]] == ["peer-overtake-tokens"]
+    assert status == 400 and body["parameter"] == "alerts"
+    listed = [f["id"] for f in newest["facts"] + older["facts"]]
+    assert listed[0] == "seed-10-google-tokens-2025-12" and listed[-1] == "seed-02-us-hyperscalers-capex-2025"
+    assert len(listed) == 10

@@ -6,19 +6,25 @@ status ...) stays in the log, where a reader fetches it by position. So a
 listing first filters on what the state knows (``candidates``), then the
 caller fetches the documents of a page and filters on the rest
 (``matches_document``), then builds each answer (``fact_document``).
+
+A table key names its series (``<fold key>/<kind>:<labels>``), so the type and
+the labelled fields of a query are decided on keys before any value is read
+(``key_may_hold``), and a query naming the subject of every type it can match
+reads one fold group (``fact_subjects``).
 """
 
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterable, Mapping
+import heapq
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any, NamedTuple
 
 from tracker.core.dates import PartialDate
 from tracker.core.fx import is_rates_key
-from tracker.core.knowledge import entry_offset, fact_known_on, known_state, retraction_known_on
+from tracker.core.knowledge import entry_offset, fact_known_on, first_day, known_state, retraction_known_on
 from tracker.core.periods import Period
-from tracker.core.queries import FactQuery
+from tracker.core.queries import FACT_TYPES, FactQuery
 from tracker.core.routing import split_table_key
 
 __all__ = [
@@ -26,7 +32,10 @@ __all__ = [
     "candidates",
     "fact_document",
     "fact_entries",
+    "fact_subjects",
     "find_fact",
+    "iter_candidates",
+    "key_may_hold",
     "matches_document",
     "positions",
     "state_document",
@@ -142,29 +151,110 @@ def _known_value(entry: FactEntry, name: str) -> str | None:
 
 
 def candidates(state: Mapping[str, SeriesValue], query: FactQuery) -> list[FactEntry]:
-    """Return the facts that may match ``query``, as known on its ``as_of``, after its cursor, in order.
+    """Return the facts that may match ``query``, as known on its ``as_of``, after its cursor, in order (or reversed).
 
     Fields the state does not keep (status, a chip's reporting entity ...) are left
     to ``matches_document``.
     """
+    return list(iter_candidates(state, query))
+
+
+def iter_candidates(state: Mapping[str, SeriesValue], query: FactQuery) -> Iterator[FactEntry]:
+    """Yield ``candidates`` one at a time: a page builds only the entries it takes, not every fact's."""
     after = None if query.after is None else (_order(query.after[0]), query.after[1])
-    out = []
-    for entry in fact_entries(known_state(state, query.as_of)):
-        if after is not None and (entry.order, entry.event_id) <= after:
-            continue
+    known = known_state({key: value for key, value in state.items() if key_may_hold(key, query)}, query.as_of)
+    seen: set[str] = set()
+    heap: list[tuple[tuple[float, int], str, str]] = []
+    for key in sorted(known):
+        value = known[key]
+        retracted = value["retracted"]
+        for event_id, payload in value["facts"].items():
+            if event_id in seen:
+                continue  # exchange rates are kept on every partition: each id is listed once
+            seen.add(event_id)
+            order = _order(payload[1])
+            if after is not None and ((order, event_id) >= after if query.descending else (order, event_id) <= after):
+                continue
+            if event_id in retracted and not query.include_retracted:
+                continue
+            start = first_day(payload[1])
+            if query.occurred_from is not None and start < query.occurred_from:
+                continue
+            if query.occurred_to is not None and start > query.occurred_to:
+                continue
+            heap.append((order, event_id, key))
+    for _, event_id, key in _in_order(heap, query.descending):
+        value = known[key]
+        entry = _entry(key, value, event_id, value["facts"][event_id])
         if query.type is not None and entry.type != query.type:
-            continue
-        if entry.retracted_by is not None and not query.include_retracted:
-            continue
-        start = PartialDate.parse(entry.occurred_on).start.isoformat()
-        if query.occurred_from is not None and start < query.occurred_from:
-            continue
-        if query.occurred_to is not None and start > query.occurred_to:
             continue
         if any(_field_mismatch(entry, name, wanted) for name, wanted in query.fields.items()):
             continue
-        out.append(entry)
-    return out
+        yield entry
+
+
+def _in_order(items: list[tuple[tuple[float, int], str, str]], descending: bool) -> Iterator[tuple[Any, str, str]]:
+    """Yield ``items`` smallest first (or largest first), sorting only as far as the caller reads."""
+    if descending:
+        yield from sorted(items, reverse=True)  # rare (the newest of a few thousand): a plain sort
+        return
+    heapq.heapify(items)  # linear; each fact taken costs a pop, so a page of 100 never sorts 200,000
+    while items:
+        yield heapq.heappop(items)
+
+
+def key_may_hold(key: str, query: FactQuery) -> bool:
+    """Return whether a table key may hold facts of ``query``'s type and labelled fields, without its value."""
+    # String operations only: a read asks this of every key it owns (80,000 at 200,000 events), and
+    # split_table_key's cache is sized for the fold's working set, not for a pass over the whole table.
+    if key.startswith("#"):
+        if not is_rates_key(key):
+            return False  # tombstones: retractions, not facts
+        kind, text = "fx", ""
+    else:
+        kind, _, text = key.partition("/")[2].partition(":")
+    fact_type = _KIND_TYPE[kind]
+    if query.type is not None and query.type != fact_type:
+        return False
+    if not query.fields:
+        return True
+    # A rates key names no currency: each rate's currency is in its payload.
+    labels = {} if kind == "fx" else dict(zip(_LABEL_FIELDS[kind], text.split(":"), strict=True))
+    for name, wanted in query.fields.items():
+        if name in labels:
+            if labels[name] != wanted:
+                return False
+        elif name not in _TYPE_FIELDS[fact_type]:
+            return False
+    return True
+
+
+#: The field naming the subject a fact is folded under, by type (exchange rates have none).
+_SUBJECT_FIELD = {
+    "usage.reported": "entity",
+    "investment.announced": "entity",
+    "chip_delivery.reported": "buyer",
+    "export_rule.changed": "authority",
+}
+
+
+def fact_subjects(query: FactQuery) -> frozenset[str] | None:
+    """Return the subjects whose series hold every fact ``query`` can match; None when any series may.
+
+    ``entity`` names the subject of usage figures and investments only: on a chip
+    delivery it is the reporter, on an export rule an optional field, both in the
+    document, so ``entity`` alone does not pin chips or export rules to a group.
+    """
+    types = [query.type] if query.type is not None else list(FACT_TYPES)
+    subjects = set()
+    for fact_type in types:
+        if any(name not in _TYPE_FIELDS[fact_type] for name in query.fields):
+            continue  # no fact of this type has every field asked for
+        field = _SUBJECT_FIELD.get(fact_type)
+        if field is None or field not in query.fields:
+            return None
+        subjects.add(query.fields[field])
+    return frozenset(subjects)
 
 
 def _field_mismatch(entry: FactEntry, name: str, wanted: str) -> bool:

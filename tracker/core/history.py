@@ -14,6 +14,11 @@ for its own date, from every rate known, as the present value does.
 
 The last point of a history is the present value (or, with ``as_of``, the
 value as known then). Cost: one derivation per date, over the facts up to it.
+
+A family is derived from series of known kinds, and the labels a series' key
+names are its signals' labels: ``history_subject`` and ``key_may_feed`` tell a
+reader which keys to read (one fold group, or the keys of a kind) before
+reading any value.
 """
 
 from __future__ import annotations
@@ -30,7 +35,33 @@ from tracker.core.queries import SignalQuery
 from tracker.core.routing import INVESTMENT_METRIC, Router, SeriesId
 from tracker.core.signals import Signal, derive_signals, series_signals
 
-__all__ = ["History", "Point", "signal_history"]
+__all__ = ["History", "Point", "history_subject", "key_may_feed", "signal_history"]
+
+#: The series kinds each history family is derived from (``market_fx_usd_per_unit`` reads rates only).
+_FAMILY_KINDS = {
+    "market_usage": ("usage",),
+    "market_usage_growth_monthly_ratio": ("usage",),
+    "market_investment_usd": ("investment",),
+    "market_investment_usd_per_year": ("investment",),
+    "market_investment": ("investment",),
+    "market_investment_growth_ratio": ("investment",),
+    "market_chip_units": ("chip",),
+    "market_chip_order_value_usd": ("chip",),
+    "market_chip_order_value": ("chip",),
+    "market_fx_usd_per_unit": (),
+    "market_export_rule_state": ("export",),
+    "market_export_rule_changed_timestamp_seconds": ("export",),
+    "market_peer_ratio": ("usage", "investment"),
+}
+#: The labels a series key names, by kind: its signals carry them.
+_KEY_LABELS = {
+    "usage": ("entity", "metric"),
+    "investment": ("entity",),
+    "chip": ("buyer", "vendor", "product"),
+    "export": ("authority", "product", "destination"),
+}
+#: The label naming a signal's subject, whose fold group holds every series it is derived from.
+_SUBJECT_LABELS = ("entity", "buyer", "authority", "peer")
 
 
 class Point(NamedTuple):
@@ -78,6 +109,26 @@ def signal_history(router: Router, state: Mapping[str, SeriesValue], query: Sign
         keys = _sources(router, state, signal, feeding)
         out.append(History(signal.name, dict(signal.labels), _points(router, state, signal, keys)))
     return out
+
+
+def history_subject(query: SignalQuery) -> str | None:
+    """Return the subject whose fold group feeds every signal of ``query``, or None."""
+    if query.name == "market_fx_usd_per_unit":
+        return None  # rates are kept on every partition, in no group
+    return next((query.labels[label] for label in _SUBJECT_LABELS if label in query.labels), None)
+
+
+def key_may_feed(key: str, query: SignalQuery) -> bool:
+    """Return whether a table key may feed a signal of ``query`` (exchange rates always may), without its value."""
+    if key.startswith("#"):
+        return is_rates_key(key)
+    kind, _, labels = key.partition("/")[2].partition(":")
+    if kind not in _FAMILY_KINDS.get(query.name or "", ()):
+        return False
+    if query.name == "market_peer_ratio":
+        return True  # a ratio reads both sides: the peer's series do not carry the entity's labels
+    named = dict(zip(_KEY_LABELS[kind], labels.split(":"), strict=True))
+    return all(named.get(label, wanted) == wanted for label, wanted in query.labels.items())
 
 
 def _sources(

@@ -26,12 +26,15 @@ __all__ = [
     "HISTORY_FAMILIES",
     "AlertQuery",
     "FactQuery",
+    "OverviewQuery",
     "SignalQuery",
     "alert_query",
     "as_of_query",
     "decode_cursor",
     "encode_cursor",
+    "encode_entity_cursor",
     "fact_query",
+    "overview_query",
     "signal_query",
 ]
 
@@ -88,6 +91,8 @@ _CHOICES = {
 ALERT_STATES = ("pending", "firing")
 MAX_LIMIT = 1000
 DEFAULT_LIMIT = 100
+#: Active alerts /v1/overview lists by default, most severe first (it counts the others).
+DEFAULT_OVERVIEW_ALERTS = 50
 _UPPER = frozenset({"destination", "currency"})
 
 
@@ -171,6 +176,7 @@ class FactQuery:
     as_of: str | None = None
     limit: int = DEFAULT_LIMIT
     after: tuple[str, str] | None = None
+    descending: bool = False
 
 
 _FACT_PARAMETERS = (
@@ -183,6 +189,7 @@ _FACT_PARAMETERS = (
     "as_of",
     "limit",
     "cursor",
+    "order",
 )
 
 
@@ -211,6 +218,7 @@ def fact_query(params: Iterable[tuple[str, str]]) -> FactQuery:
         as_of=_as_of(found),
         limit=_limit(found.get("limit")),
         after=decode_cursor(found["cursor"]) if "cursor" in found else None,
+        descending=_choice(found, "order", ("asc", "desc")) == "desc",
     )
 
 
@@ -222,11 +230,11 @@ def _last(text: str) -> str:
     return PartialDate.parse(text).end.isoformat()
 
 
-def _limit(text: str | None) -> int:
+def _limit(text: str | None, parameter: str = "limit", default: int = DEFAULT_LIMIT) -> int:
     if text is None:
-        return DEFAULT_LIMIT
+        return default
     if not text.strip().isdigit() or not 1 <= int(text) <= MAX_LIMIT:
-        raise QueryRefused("limit", f"{text!r} is not a whole number from 1 to {MAX_LIMIT}")
+        raise QueryRefused(parameter, f"{text!r} is not a whole number from 1 to {MAX_LIMIT}")
     return int(text)
 
 
@@ -250,18 +258,54 @@ def decode_cursor(text: str) -> tuple[str, str]:
 
 @dataclass(frozen=True)
 class AlertQuery:
-    """Which alerts: a state (or every active one) and the knowledge date."""
+    """Which alerts: a state (or every active one), an entity they name (or any), and the knowledge date."""
 
     state: str | None = None
     as_of: str | None = None
+    entity: str | None = None
 
 
 def alert_query(params: Iterable[tuple[str, str]]) -> AlertQuery:
     """Parse /v1/alerts query parameters."""
-    found = _single(params, ("state", "as_of"))
-    return AlertQuery(_choice(found, "state", ALERT_STATES), _as_of(found))
+    found = _single(params, ("state", "entity", "as_of"))
+    entity = normalize("entity", found["entity"]) if "entity" in found else None
+    return AlertQuery(_choice(found, "state", ALERT_STATES), _as_of(found), entity)
 
 
 def as_of_query(params: Iterable[tuple[str, str]]) -> str | None:
     """Parse a query that takes only ``as_of`` (/v1/facts/{id})."""
     return _as_of(_single(params, ("as_of",)))
+
+
+@dataclass(frozen=True)
+class OverviewQuery:
+    """Which entities (a slug substring, a page) and how many alerts, as known on a date."""
+
+    q: str = ""
+    limit: int = DEFAULT_LIMIT
+    after: str | None = None
+    alerts: int = DEFAULT_OVERVIEW_ALERTS
+    as_of: str | None = None
+
+
+def overview_query(params: Iterable[tuple[str, str]]) -> OverviewQuery:
+    """Parse /v1/overview query parameters."""
+    found = _single(params, ("q", "limit", "cursor", "alerts", "as_of"))
+    after = None
+    if "cursor" in found:
+        try:
+            after = base64.urlsafe_b64decode(found["cursor"] + "=" * (-len(found["cursor"]) % 4)).decode()
+        except (ValueError, binascii.Error):
+            raise QueryRefused("cursor", "not a cursor this API gave (pass next_cursor back as it is)") from None
+    return OverviewQuery(
+        q=found.get("q", "").strip().lower(),
+        limit=_limit(found.get("limit")),
+        after=after,
+        alerts=_limit(found.get("alerts"), "alerts", DEFAULT_OVERVIEW_ALERTS),
+        as_of=_as_of(found),
+    )
+
+
+def encode_entity_cursor(slug: str) -> str:
+    """Return the opaque cursor that resumes the overview's entities after ``slug``."""
+    return base64.urlsafe_b64encode(slug.encode()).decode().rstrip("=")

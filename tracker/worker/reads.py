@@ -1,34 +1,67 @@
 """The worker's read side: facts with their documents, histories, and answers "as of" a date.
 
 Each worker answers for the partitions it owns, like /v1/signals. The pure
-core decides what to list (``tracker.core.facts``, ``history``, ``knowledge``);
-this module reads the tables, fetches the documents of a page from the
-events topic (``LogReader``) and evaluates the alert rules on a past state.
+core decides what to list (``tracker.core.facts``, ``history``, ``knowledge``,
+``overview``); this module reads the tables, fetches the documents of a page
+from the events topic (``LogReader``) and evaluates the alert rules on a past
+state. A read costs what it asks for: a query naming a subject reads its fold
+group, any other reads (decodes) only the keys the core says may answer it,
+listed by the index.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
+from itertools import islice
 from typing import TYPE_CHECKING, Any
 
 from tracker.core.alerts import Alert, evaluate
 from tracker.core.decode import decode_event
-from tracker.core.facts import FactEntry, candidates, fact_document, find_fact, matches_document, state_document
+from tracker.core.facts import (
+    FactEntry,
+    fact_document,
+    fact_subjects,
+    find_fact,
+    iter_candidates,
+    key_may_hold,
+    matches_document,
+    state_document,
+)
 from tracker.core.fold import SeriesValue
 from tracker.core.fx import rates_keys
-from tracker.core.history import signal_history
+from tracker.core.history import history_subject, key_may_feed, signal_history
 from tracker.core.knowledge import entry_offset, known_state
-from tracker.core.queries import AlertQuery, FactQuery, SignalQuery, encode_cursor
+from tracker.core.overview import (
+    ALERT_SUBJECT_LABELS,
+    alert_counts,
+    alert_is_about,
+    entities_page,
+    entity_summary,
+    key_subject,
+    rank_alerts,
+)
+from tracker.core.queries import (
+    AlertQuery,
+    FactQuery,
+    OverviewQuery,
+    SignalQuery,
+    encode_cursor,
+    encode_entity_cursor,
+)
 from tracker.core.signals import Signal, derive_signals
 from tracker.errors import EventValidationError
 from tracker.kafka.log_reader import LogReader
 from tracker.kafka.partitioning import partition_for
+from tracker.worker.alert_digest import AlertDigest
 from tracker.worker.metrics import owned_state
 
 if TYPE_CHECKING:
     from tracker.worker.app import Worker
 
 __all__ = ["Reads"]
+
+#: The labels naming a signal's subject: /v1/signals naming one derives only its fold group.
+_SUBJECT_LABELS = ("entity", "buyer", "authority", "peer")
 
 
 class Reads:
@@ -39,6 +72,11 @@ class Reads:
         self.log = log
         self.topic = worker.settings.events_topic
         self.partitions = worker.settings.partitions
+        self.digest = AlertDigest(
+            lambda: owned_state(worker.groups, worker.owned_partitions(), self.partitions),
+            # The fold's counters move when a batch is written (its alerts with it), the partitions on a rebalance.
+            lambda: (tuple(sorted(worker.progress().items())), frozenset(worker.owned_partitions())),
+        )
 
     def _owned(self) -> dict[str, SeriesValue]:
         return owned_state(self.worker.table, self.worker.owned_partitions(), self.partitions)
@@ -48,33 +86,63 @@ class Reads:
         table = self.worker.table
         return {key: value for key in self.worker.index.group(fold_key) if (value := table.get(key)) is not None}
 
+    def _subject_state(self, subjects: frozenset[str]) -> dict[str, SeriesValue]:
+        """Return the fold groups of ``subjects`` that this worker owns."""
+        owned = self.worker.owned_partitions()
+        state: dict[str, SeriesValue] = {}
+        for fold_key in sorted({self.worker.router.fold_key(subject) for subject in subjects}):
+            if partition_for(fold_key, self.partitions) in owned:
+                state.update(self._group(fold_key))
+        return state
+
+    def _keys(self, wanted: Callable[[str], bool]) -> dict[str, SeriesValue]:
+        """Return the owned series and rates keys ``wanted`` accepts, decoding only their values."""
+        assert self.worker.index is not None
+        table = self.worker.table
+        state = {}
+        for partition in sorted(self.worker.owned_partitions()):
+            for key in self.worker.index.keys(partition):
+                if wanted(key) and (value := table.get(key)) is not None:
+                    state[key] = value
+        return state
+
     def signals(self, query: SignalQuery) -> list[Signal]:
         """Return the signals of the owned partitions as known on ``query.as_of``, filtered by ``query``."""
-        signals = self.worker.signals(query.labels.get("entity"), query.as_of)
+        # Every signal about an entity, a buyer, an authority or a peer is derived in its fold group.
+        subject = next((query.labels[name] for name in _SUBJECT_LABELS if name in query.labels), None)
+        signals = self.worker.signals(subject, query.as_of)
         return [signal for signal in signals if _matches(signal, query)]
 
     def history(self, query: SignalQuery) -> dict[str, Any]:
         """Return /v1/signals/history's document."""
-        state = known_state(self._owned(), query.as_of)
+        subject = history_subject(query)
+        if subject is not None:
+            state = self._subject_state(frozenset({subject}))
+        else:
+            state = self._keys(lambda key: key_may_feed(key, query))
+        state = known_state(state, query.as_of)
         return {"series": [item.to_json() for item in signal_history(self.worker.router, state, query)]}
 
     async def facts(self, query: FactQuery) -> dict[str, Any]:
         """Return a page of /v1/facts, documents read from the log."""
-        found = candidates(self._owned(), query)
+        subjects = fact_subjects(query)
+        state = self._subject_state(subjects) if subjects is not None else self._keys(lambda k: key_may_hold(k, query))
+        found = iter_candidates(state, query)
         page: list[dict[str, Any]] = []
-        index = 0
-        while index < len(found) and len(page) < query.limit:
-            chunk = found[index : index + query.limit - len(page)]
+        more = False
+        while len(page) < query.limit and not more:
+            chunk = list(islice(found, query.limit - len(page)))
+            if not chunk:
+                break
             documents = await self._documents(chunk)
-            for entry in chunk:
-                index += 1
+            for taken, entry in enumerate(chunk, 1):
                 document = documents.get(entry.event_id)
                 if matches_document(_or_state(entry, document), query):
                     page.append(self._fact(entry, document))
                     if len(page) == query.limit:
+                        more = taken < len(chunk) or next(found, None) is not None
                         break
         last = page[-1] if page else None
-        more = last is not None and index < len(found)
         return {
             "facts": page,
             "next_cursor": encode_cursor(last["occurred_on"], last["id"]) if more and last else None,
@@ -97,21 +165,68 @@ class Reads:
             "alerts": self._alerts_of(group, key, entry),
         }
 
+    def overview(self, query: OverviewQuery) -> dict[str, Any]:
+        """Return /v1/overview's document: a page of entities with their latest figures, the most severe alerts."""
+        assert self.worker.index is not None
+        subjects: set[str] = set()
+        for partition in sorted(self.worker.owned_partitions()):
+            subjects.update(filter(None, map(key_subject, self.worker.index.keys(partition))))
+        slugs, total, rest = entities_page(subjects, query.q, query.after, query.limit)
+        if query.as_of is None:
+            digest = self.digest.get()
+            ranked, counts, count = digest.ranked[: query.alerts], digest.counts, digest.total
+        else:
+            alerts = self.alerts(AlertQuery(as_of=query.as_of))
+            ranked, counts, count = rank_alerts(alerts, query.alerts), alert_counts(alerts), len(alerts)
+        entities = [
+            {
+                "entity": slug,
+                "signals": entity_summary(self.worker.signals(slug, query.as_of), slug),
+                "alerts": counts.get(slug, 0),
+            }
+            for slug in slugs
+        ]
+        return {
+            "entities": entities,
+            "entities_total": total,
+            "next_cursor": encode_entity_cursor(slugs[-1]) if rest else None,
+            "alerts": ranked,
+            "alerts_total": count,
+        }
+
     def alerts(self, query: AlertQuery) -> list[dict[str, Any]]:
         """Return the active alerts, now (with their stored provenance) or as evaluated on ``query.as_of``."""
-        if query.as_of is None:
+        if query.as_of is None and query.entity is not None:
+            # Only the groups-table keys that hold the entity's alerts, read afresh.
+            groups = self.worker.groups
+            entries = [
+                entry
+                for key in self.digest.get().where.get(query.entity, [])
+                for entry in (groups.get(key) or {"alerts": {}})["alerts"].values()
+            ]
+            alerts = [{**entry["alert"], "provenance": entry["provenance"]} for entry in entries]
+            alerts.sort(key=lambda alert: (alert["rule"], alert["fingerprint"]))
+        elif query.as_of is None:
             entries = self.worker.alerts()
             alerts = [{**entry["alert"], "provenance": entry["provenance"]} for entry in entries]
         else:
             alerts = []
             assert self.worker.index is not None
             for partition in sorted(self.worker.owned_partitions()):
-                for fold_key in sorted(self.worker.index.fold_keys(partition)):
+                fold_keys = self.worker.index.fold_keys(partition)
+                if query.entity is not None:  # the alerts about an entity are evaluated in its fold group
+                    fold_keys = [key for key in fold_keys if key == self.worker.router.fold_key(query.entity)]
+                for fold_key in sorted(fold_keys):
                     group = known_state(self._group(fold_key), query.as_of)
                     for alert in evaluate(self.worker.rules, self.worker.router, group).values():
                         alerts.append({**alert.to_json(), "provenance": self._provenance(group, alert)})
             alerts.sort(key=lambda alert: (alert["rule"], alert["fingerprint"]))
-        return [alert for alert in alerts if query.state is None or alert["state"] == query.state]
+        return [
+            alert
+            for alert in alerts
+            if (query.state is None or alert["state"] == query.state)
+            and (query.entity is None or alert_is_about(alert, query.entity))
+        ]
 
     # --- helpers -----------------------------------------------------------------------------------------
 
@@ -163,7 +278,7 @@ class Reads:
         live = {**group, key: {**group[key], "retracted": retracted}}
         with_it = evaluate(rules, router, live)
         without = evaluate(rules, router, _without(group, key, entry.event_id))
-        active = {e["alert"]["fingerprint"]: e for e in self.worker.alerts()}
+        active = self._active({**with_it, **without}.values())
         out = []
         for relation, alerts, others in (("caused", with_it, without), ("resolved", without, with_it)):
             for fingerprint, alert in sorted(alerts.items()):
@@ -177,6 +292,21 @@ class Reads:
                 document["provenance"] = now["provenance"] if now is not None else self._provenance(live, alert)
                 out.append(document)
         return out
+
+    def _active(self, alerts: Iterable[Alert]) -> dict[str, dict[str, Any]]:
+        """Return the stored active alerts among those about the same entities as ``alerts``, by fingerprint."""
+        slugs: set[str] = set()
+        everything = False
+        for alert in alerts:
+            labels = dict(alert.labels)
+            named = {labels[name] for name in ALERT_SUBJECT_LABELS if name in labels}
+            everything = everything or not named  # an alert about no entity: read them all
+            slugs |= named
+        if everything:
+            found = [{**e["alert"], "provenance": e["provenance"]} for e in self.worker.alerts()]
+        else:
+            found = [a for slug in sorted(slugs) for a in self.alerts(AlertQuery(entity=slug))]
+        return {alert["fingerprint"]: {"alert": alert, "provenance": alert["provenance"]} for alert in found}
 
     def _provenance(self, group: Mapping[str, SeriesValue], alert: Alert) -> list[dict[str, Any]]:
         out = []

@@ -14,7 +14,7 @@ from pydantic import ValidationError
 
 from tracker.core.decode import field_errors, parse_json
 from tracker.core.matchers import parse_matchers, require_known_labels
-from tracker.core.queries import alert_query, as_of_query, fact_query, signal_query
+from tracker.core.queries import alert_query, as_of_query, fact_query, overview_query, signal_query
 from tracker.core.subscriptions import Subscription, WebhookChannel, capacity_refusal
 from tracker.errors import InfrastructureError, InputFormatError, QueryRefused, WebhookTargetRefused
 from tracker.security import TokenSet, bearer_token, check_webhook_url
@@ -114,6 +114,16 @@ def install_routes(
             except QueryRefused as exc:
                 return self.json(_refusal(exc), status=400)
             return self.json({"alerts": reads.alerts(query)})
+
+    @app.page("/v1/overview")
+    class Overview(View):
+        async def get(self, request: Request) -> Response:
+            """Return a page of entities with their latest figures and the most severe active alerts, counted."""
+            try:
+                query = overview_query(request.query.items())
+            except QueryRefused as exc:
+                return self.json(_refusal(exc), status=400)
+            return self.json(reads.overview(query))
 
     @app.page("/v1/alerts/stream")
     class AlertStream(View):
