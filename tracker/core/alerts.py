@@ -22,14 +22,13 @@ from tracker.core.routing import INVESTMENT_METRIC, Router, SeriesId, split_tabl
 from tracker.core.rules import (
     EVENT_FIELDS,
     EVENT_KINDS,
-    SIGNAL_LABELS,
     EventCondition,
     PeerCondition,
     Rule,
     RuleSet,
     render_template,
 )
-from tracker.core.signals import Signal, derive_signals, series_history
+from tracker.core.signals import SIGNAL_LABELS, Signal, derive_signals, series_history
 
 __all__ = ["MAX_CAUSE_IDS", "Alert", "Transition", "evaluate", "fingerprint", "resolution", "transitions"]
 

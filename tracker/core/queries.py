@@ -16,13 +16,13 @@ from dataclasses import dataclass, field
 
 from tracker.core.dates import PartialDate
 from tracker.core.knowledge import parse_as_of
+from tracker.core.signals import SIGNAL_LABELS
 from tracker.errors import QueryRefused
 
 __all__ = [
     "ALERT_STATES",
     "FACT_FIELDS",
     "FACT_TYPES",
-    "FAMILY_LABELS",
     "HISTORY_FAMILIES",
     "AlertQuery",
     "FactQuery",
@@ -38,27 +38,9 @@ __all__ = [
     "signal_query",
 ]
 
-#: Every signal family and the labels it carries (``tracker.core.signals``).
-FAMILY_LABELS: dict[str, tuple[str, ...]] = {
-    "market_usage": ("entity", "metric"),
-    "market_usage_growth_monthly_ratio": ("entity", "metric"),
-    "market_investment_usd": ("entity", "period"),
-    "market_investment_usd_per_year": ("entity", "period"),
-    "market_investment": ("entity", "period", "currency"),
-    "market_investment_growth_ratio": ("entity", "period"),
-    "market_chip_units": ("buyer", "vendor", "product", "stage"),
-    "market_chip_order_value_usd": ("buyer", "vendor", "product"),
-    "market_chip_order_value": ("buyer", "vendor", "product", "currency"),
-    "market_fx_usd_per_unit": ("currency",),
-    "market_export_rule_state": ("authority", "product", "destination"),
-    "market_export_rule_changed_timestamp_seconds": ("authority", "product", "destination"),
-    "market_peer_ratio": ("entity", "peer", "metric", "period", "peer_period"),
-    "market_signal_observed_timestamp_seconds": ("entity", "metric"),
-    "market_events_trailing": ("entity", "type", "window"),
-}
 #: Families with a history by event time; the other two are about the newest event, not a value.
 HISTORY_FAMILIES = tuple(
-    name for name in FAMILY_LABELS if name not in ("market_signal_observed_timestamp_seconds", "market_events_trailing")
+    name for name in SIGNAL_LABELS if name not in ("market_signal_observed_timestamp_seconds", "market_events_trailing")
 )
 #: Fact types /v1/facts lists (retractions are not facts: they show as ``retracted_by``).
 FACT_TYPES = (
@@ -149,14 +131,14 @@ class SignalQuery:
 def signal_query(params: Iterable[tuple[str, str]], history: bool = False) -> SignalQuery:
     """Parse /v1/signals (or, with ``history``, /v1/signals/history) query parameters."""
     pairs = list(params)
-    families = HISTORY_FAMILIES if history else tuple(FAMILY_LABELS)
+    families = HISTORY_FAMILIES if history else tuple(SIGNAL_LABELS)
     name = dict(pairs).get("name")
     if name is None and history:
         raise QueryRefused("name", "a history is of one signal family: give name", families)
     if name is not None and name not in families:
         raise QueryRefused("name", f"{name!r} is not a signal family{' with a history' if history else ''}", families)
     labels = (
-        FAMILY_LABELS[name] if name is not None else sorted({label for ls in FAMILY_LABELS.values() for label in ls})
+        SIGNAL_LABELS[name] if name is not None else sorted({label for ls in SIGNAL_LABELS.values() for label in ls})
     )
     found = _single(pairs, ("name", "as_of", *labels))
     wanted = {key: normalize(key, value) for key, value in found.items() if key not in ("name", "as_of")}

@@ -22,6 +22,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from tracker.core.routing import INVESTMENT_METRIC, PEER_METRICS, PeerPair
+from tracker.core.signals import SIGNAL_LABELS
 
 __all__ = ["Condition", "Rule", "RuleSet", "render_template"]
 
@@ -46,23 +47,6 @@ SIGNAL_KINDS: dict[str, frozenset[str]] = {
     "market_events_trailing": frozenset({"usage", "investment", "chip", "export"}),
 }
 
-#: The labels each signal family carries (tracker/core/signals.py): what an alert on it is labelled with.
-SIGNAL_LABELS: dict[str, tuple[str, ...]] = {
-    "market_usage": ("entity", "metric"),
-    "market_usage_growth_monthly_ratio": ("entity", "metric"),
-    "market_signal_observed_timestamp_seconds": ("entity", "metric"),
-    "market_investment_usd": ("entity", "period"),
-    "market_investment_usd_per_year": ("entity", "period"),
-    "market_investment": ("entity", "period", "currency"),
-    "market_investment_growth_ratio": ("entity", "period"),
-    "market_chip_units": ("buyer", "vendor", "product", "stage"),
-    "market_chip_order_value_usd": ("buyer", "vendor", "product"),
-    "market_chip_order_value": ("buyer", "vendor", "product", "currency"),
-    "market_export_rule_state": ("authority", "product", "destination"),
-    "market_export_rule_changed_timestamp_seconds": ("authority", "product", "destination"),
-    "market_peer_ratio": ("entity", "peer", "metric", "period", "peer_period"),
-    "market_events_trailing": ("entity", "type", "window"),
-}
 
 #: The series kind each event type is folded into.
 EVENT_KINDS: dict[str, str] = {

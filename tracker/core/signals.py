@@ -26,7 +26,34 @@ from tracker.core.fx import Rates, is_rates_key
 from tracker.core.periods import Period
 from tracker.core.routing import INVESTMENT_METRIC, Router, SeriesId, split_table_key
 
-__all__ = ["SIGNAL_HELP", "TRAILING_WINDOWS", "Signal", "derive_signals", "series_history", "series_signals"]
+__all__ = [
+    "SIGNAL_HELP",
+    "SIGNAL_LABELS",
+    "TRAILING_WINDOWS",
+    "Signal",
+    "derive_signals",
+    "series_history",
+    "series_signals",
+]
+
+#: Every signal family and the labels it carries: what a query may filter on and an alert on it is labelled with.
+SIGNAL_LABELS: dict[str, tuple[str, ...]] = {
+    "market_usage": ("entity", "metric"),
+    "market_usage_growth_monthly_ratio": ("entity", "metric"),
+    "market_investment_usd": ("entity", "period"),
+    "market_investment_usd_per_year": ("entity", "period"),
+    "market_investment": ("entity", "period", "currency"),
+    "market_investment_growth_ratio": ("entity", "period"),
+    "market_chip_units": ("buyer", "vendor", "product", "stage"),
+    "market_chip_order_value_usd": ("buyer", "vendor", "product"),
+    "market_chip_order_value": ("buyer", "vendor", "product", "currency"),
+    "market_fx_usd_per_unit": ("currency",),
+    "market_export_rule_state": ("authority", "product", "destination"),
+    "market_export_rule_changed_timestamp_seconds": ("authority", "product", "destination"),
+    "market_peer_ratio": ("entity", "peer", "metric", "period", "peer_period"),
+    "market_signal_observed_timestamp_seconds": ("entity", "metric"),
+    "market_events_trailing": ("entity", "type", "window"),
+}
 
 TRAILING_WINDOWS = {"90d": 90, "365d": 365}
 _KIND_TYPE = {
