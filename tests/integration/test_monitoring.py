@@ -14,8 +14,6 @@ from __future__ import annotations
 import json
 import math
 import re
-import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -25,13 +23,12 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import SEED, RunningWorker, child_env, free_port, run_cli
+from tests.conftest import SEED, RunningWorker, free_port, launch_worker, run_cli
 from tests.integration.helpers import post, sample, scrape, wait_for_sample
 from tests.integration.kafka_helpers import Raw, produce_raw
 from tests.integration.prometheus_server import DEPLOY, PrometheusServer, config_for, ensure_installed
 from tests.integration.receivers import Receiver
 from tests.integration.test_seed_pipeline import EXPECTED
-from tracker.demo import wait_until
 from tracker.monitoring.dashboards import MARKET_SIGNALS_UID
 from tracker.monitoring.grafana import substitute, targets
 from tracker.settings import Settings
@@ -83,29 +80,14 @@ class Stack:
 
 
 def start_worker(settings: Settings) -> RunningWorker:
-    """Start `tracker worker` and wait until it owns every partition."""
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    log = settings.data_dir / "worker.log"
-    process = subprocess.Popen(
-        [sys.executable, "-m", "tracker", "worker"],
-        env=child_env(settings),
-        stdout=log.open("ab"),
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    worker = RunningWorker(settings, process, log)
-
-    def ready() -> bool:
-        if process.poll() is not None:
-            raise AssertionError(f"worker exited with {process.returncode}:\n{log.read_text()[-3000:]}")
-        return len(worker.health()["partitions"]) >= settings.partitions  # type: ignore[arg-type]
-
+    """Start `tracker worker` and wait until it owns every partition; stop it if it never does."""
+    started: list[RunningWorker] = []
     try:
-        wait_until("the worker to own its partitions", ready, timeout=90)
+        return launch_worker(settings, started)
     except BaseException:
-        worker.stop()
+        for worker in started:
+            worker.stop()
         raise
-    return worker
 
 
 def subscribe(worker: RunningWorker, receiver: Receiver, owner: str) -> None:
