@@ -25,6 +25,7 @@ from tracker.core.events import Event
 from tracker.core.routing import series_of
 from tracker.demo_record import DEMO_RECORD, DemoRecord
 from tracker.errors import PublishError, TrackerError
+from tracker.kafka.broker import LocalBroker
 from tracker.kafka.lag import fold_lag
 from tracker.kafka.publisher import Publisher
 from tracker.kafka.topics import ensure_topics
@@ -91,17 +92,6 @@ def _stop_worker(settings: Settings) -> None:
     print("previous demo worker stopped")
 
 
-def _broker(settings: Settings):  # type: ignore[no-untyped-def]
-    from tracker.kafka.broker import LocalBroker
-
-    return LocalBroker(
-        data_dir=settings.data_dir / "kafka",
-        port=settings.kafka_port,
-        cache_dir=settings.cache_dir,
-        kafka_version=settings.kafka_version,
-    )
-
-
 def stop_demo(settings: Settings) -> None:
     """Stop the demo worker, then the local broker (the record stays: the next demo resumes its topics)."""
     _stop_worker(settings)
@@ -109,7 +99,7 @@ def stop_demo(settings: Settings) -> None:
     if record is not None:
         settings = record.applied(settings)
     if settings.uses_local_broker:
-        _broker(settings).stop()
+        LocalBroker.configured(settings).stop()
         print("kafka stopped")
 
 
@@ -206,7 +196,7 @@ def run_demo(
     demo = resumed or settings.model_copy(update={"topic_prefix": f"{settings.topic_prefix}demo-{int(time.time())}-"})
     print(f"page: http://{demo.http_host}:{demo.http_port}/ (charts, facts and alerts, once the demo is up)")
     if demo.uses_local_broker:
-        broker = _broker(demo)
+        broker = LocalBroker.configured(demo)
         print(f"starting kafka on {broker.bootstrap_servers} (first run downloads it with Maven) ...")
         broker.start(timeout=120)
     asyncio.run(ensure_topics(demo))

@@ -17,23 +17,14 @@ from tracker.settings import Settings
 __all__ = ["register"]
 
 
-def _local_broker(settings: Settings):  # type: ignore[no-untyped-def]
-    from tracker.kafka.broker import LocalBroker
-
-    return LocalBroker(
-        data_dir=settings.data_dir / "kafka",
-        port=settings.kafka_port,
-        cache_dir=settings.cache_dir,
-        kafka_version=settings.kafka_version,
-    )
-
-
 def cmd_kafka(settings: Settings, args: argparse.Namespace) -> int:
     """Start, stop or report the local single-node broker."""
+    from tracker.kafka.broker import LocalBroker
+
     if not settings.uses_local_broker:
         print(f"TRACKER_KAFKA_BOOTSTRAP is set ({settings.kafka_bootstrap}): nothing to provision")
         return 0
-    broker = _local_broker(settings)
+    broker = LocalBroker.configured(settings)
     if args.action == "start":
         status = broker.start()
         print(f"kafka running on {broker.bootstrap_servers} (pid {status.pid})")
@@ -148,7 +139,9 @@ def cmd_bench(settings: Settings, args: argparse.Namespace) -> int:
         print(fold_in_process(settings, args.events, args.entities, seed=1).table())
         return 0
     if settings.uses_local_broker:
-        _local_broker(settings).start(timeout=120)
+        from tracker.kafka.broker import LocalBroker
+
+        LocalBroker.configured(settings).start(timeout=120)
     sizes = tuple(int(size) for size in args.memory_sizes.split(",") if size) if args.memory_sizes else ()
     options = BenchOptions(
         events=args.events,

@@ -19,8 +19,12 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from subprocess import DEVNULL
+from typing import TYPE_CHECKING
 
 from tracker.errors import BrokerError
+
+if TYPE_CHECKING:
+    from tracker.settings import Settings
 
 __all__ = ["DEFAULT_KAFKA_VERSION", "BrokerStatus", "LocalBroker", "default_cache_dir"]
 
@@ -60,6 +64,16 @@ class LocalBroker:
     java: str | None = None  # None: the `java` on PATH
     mvn: str | None = None  # None: the `mvn` on PATH
     pom: Path = POM
+
+    @classmethod
+    def configured(cls, settings: Settings) -> LocalBroker:
+        """Return the local broker ``settings`` describe (its data under ``<data dir>/kafka``)."""
+        return cls(
+            data_dir=settings.data_dir / "kafka",
+            port=settings.kafka_port,
+            cache_dir=settings.cache_dir,
+            kafka_version=settings.kafka_version,
+        )
 
     @property
     def bootstrap_servers(self) -> str:
