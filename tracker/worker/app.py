@@ -106,9 +106,12 @@ class Worker:
         fold_key = self.router.fold_key(entity)
         if partition_for(fold_key, self.settings.partitions) not in self.owned_partitions():
             return []
+        return derive_signals(self.router, known_state(self.group_state(fold_key), as_of))
+
+    def group_state(self, fold_key: str) -> dict[str, Any]:
+        """Return the stored series of one fold group (its partition must be one this worker holds)."""
         assert self.index is not None
-        state = {key: value for key in self.index.group(fold_key) if (value := self.table.get(key)) is not None}
-        return derive_signals(self.router, known_state(state, as_of))
+        return {key: value for key in self.index.group(fold_key) if (value := self.table.get(key)) is not None}
 
     def tombstones(self) -> dict[int, int]:
         """Return, per owned partition, how many retracted ids it keeps tombstones for."""

@@ -81,18 +81,13 @@ class Reads:
     def _owned(self) -> dict[str, SeriesValue]:
         return owned_state(self.worker.table, self.worker.owned_partitions(), self.partitions)
 
-    def _group(self, fold_key: str) -> dict[str, SeriesValue]:
-        assert self.worker.index is not None
-        table = self.worker.table
-        return {key: value for key in self.worker.index.group(fold_key) if (value := table.get(key)) is not None}
-
     def _subject_state(self, subjects: frozenset[str]) -> dict[str, SeriesValue]:
         """Return the fold groups of ``subjects`` that this worker owns."""
         owned = self.worker.owned_partitions()
         state: dict[str, SeriesValue] = {}
         for fold_key in sorted({self.worker.router.fold_key(subject) for subject in subjects}):
             if partition_for(fold_key, self.partitions) in owned:
-                state.update(self._group(fold_key))
+                state.update(self.worker.group_state(fold_key))
         return state
 
     def _keys(self, wanted: Callable[[str], bool]) -> dict[str, SeriesValue]:
@@ -217,7 +212,7 @@ class Reads:
                 if query.entity is not None:  # the alerts about an entity are evaluated in its fold group
                     fold_keys = [key for key in fold_keys if key == self.worker.router.fold_key(query.entity)]
                 for fold_key in sorted(fold_keys):
-                    group = known_state(self._group(fold_key), query.as_of)
+                    group = known_state(self.worker.group_state(fold_key), query.as_of)
                     for alert in evaluate(self.worker.rules, self.worker.router, group).values():
                         alerts.append({**alert.to_json(), "provenance": self._provenance(group, alert)})
             alerts.sort(key=lambda alert: (alert["rule"], alert["fingerprint"]))
@@ -239,7 +234,7 @@ class Reads:
             for key in index.locate(partition, event_id):
                 value = table.get(key)
                 if value is not None and event_id in value["facts"]:
-                    return key, self._group(key.partition("/")[0])
+                    return key, self.worker.group_state(key.partition("/")[0])
             for key in rates_keys(partition):
                 value = table.get(key)
                 if value is not None and event_id in value["facts"]:
