@@ -1,7 +1,8 @@
-"""The workaround for Faust's RocksDB store: a table write is made while an event of the key's partition is current."""
+"""The workarounds of tracker/worker/faust_fixes.py, each against the Faust code it corrects."""
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from typing import Any
 
@@ -9,7 +10,7 @@ import faust
 import pytest
 
 from tracker.kafka.partitioning import partition_for
-from tracker.worker.faust_fixes import PartitionedWrites, widen_producer_buffer
+from tracker.worker.faust_fixes import PartitionedWrites, flush_whole_producer_buffer, widen_producer_buffer
 
 pytestmark = pytest.mark.unit
 
@@ -88,3 +89,54 @@ def test_the_producer_buffer_holds_two_batches_of_table_writes_before_delivery_w
 
     assert default == 100  # Faust's bound: a fold batch writes more keys than this
     assert app.producer.buffer.max_messages == 40_000
+
+
+@dataclass
+class SlowChannel:
+    """A topic whose records each take ``seconds`` to reach the Kafka client (its buffer full, or the loop busy)."""
+
+    seconds: float
+    handed_over: int = 0
+
+    async def publish_message(self, future: Any, wait: bool = False) -> None:
+        await asyncio.sleep(self.seconds)
+        self.handed_over += 1
+
+
+@dataclass
+class QueuedRecord:
+    """What the producer buffer queues: a future whose message names its channel."""
+
+    message: Any
+
+
+async def flush_slow_records(fix: bool) -> tuple[int, int]:
+    """Queue 3 records that take 0.15 s each to hand over, flush; return (still queued, handed over)."""
+    app = faust.App("flush-test", autodiscover=False)
+    if fix:
+        flush_whole_producer_buffer(app)
+    buffer = app.producer.buffer
+    channel = SlowChannel(seconds=0.15)
+    await buffer.start()
+    try:
+        for _ in range(3):
+            buffer.put(QueuedRecord(message=type("Message", (), {"channel": channel})()))
+        await buffer.flush()
+        return buffer.size, channel.handed_over
+    finally:
+        await asyncio.sleep(0.5)  # the rest leaves before the buffer stops (its stop flushes too)
+        await buffer.stop()
+
+
+async def test_fausts_flush_gives_up_on_records_slower_than_a_tenth_of_a_second() -> None:
+    # What the fix is for: a commit after this flush would cover records still queued.
+    queued, handed_over = await flush_slow_records(fix=False)
+
+    assert queued > 0
+    assert handed_over < 3
+
+
+async def test_the_fixed_flush_returns_only_once_every_queued_record_is_handed_over() -> None:
+    queued, handed_over = await flush_slow_records(fix=True)
+
+    assert (queued, handed_over) == (0, 3)

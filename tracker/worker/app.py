@@ -42,7 +42,7 @@ from tracker.rules_file import build_router, load_rules
 from tracker.settings import Settings
 from tracker.worker.alerting import Alerting
 from tracker.worker.api import Ingestion
-from tracker.worker.faust_fixes import hold_streams_until_seeked, widen_producer_buffer
+from tracker.worker.faust_fixes import flush_whole_producer_buffer, hold_streams_until_seeked, widen_producer_buffer
 from tracker.worker.folding import BatchFolder, Incoming
 from tracker.worker.http_client import AiohttpSender
 from tracker.worker.http_guard import web_application_options
@@ -285,6 +285,7 @@ def build_worker(settings: Settings) -> Worker:
 
     hold_streams_until_seeked(app, settings)
     widen_producer_buffer(app, settings.batch_size)
+    flush_whole_producer_buffer(app)
 
     async def fold(stream: Any) -> None:
         async for events in stream.take_events(settings.batch_size, within=settings.batch_within_seconds):
