@@ -16,9 +16,9 @@ from tracker.core.events import Event
 from tracker.core.fold import Projection, SeriesValue
 from tracker.core.routing import Router, parse_peers
 from tracker.core.rules import RuleSet
+from tracker.core.transitions import Provenance, transition_document
 from tracker.rules_file import load_rules, parse_rules
 from tracker.settings import DEFAULT_PEERS
-from tracker.worker.alerting import Provenance, transition_document
 
 pytestmark = pytest.mark.unit
 

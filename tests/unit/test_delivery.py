@@ -21,8 +21,8 @@ from prometheus_client import CollectorRegistry
 
 from tracker.core.alerts import Alert, Transition
 from tracker.core.subscriptions import IDEMPOTENCY_HEADER, SIGNATURE_HEADER, Subscription, verify, webhook_body
+from tracker.core.transitions import Provenance, transition_document
 from tracker.settings import Settings
-from tracker.worker.alerting import Provenance, transition_document
 from tracker.worker.delivery import Attempt, Notifier, RetryPolicy
 from tracker.worker.metrics import PipelineMetrics
 from tracker.worker.notifications import FEED_QUEUE_SIZE, Notifications

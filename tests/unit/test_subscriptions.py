@@ -13,7 +13,7 @@ from pydantic import ValidationError
 from tracker.core.alerts import Alert, Transition
 from tracker.core.decode import field_errors
 from tracker.core.subscriptions import Subscription, sign, verify, webhook_body
-from tracker.worker.alerting import Provenance, transition_document
+from tracker.core.transitions import Provenance, transition_document
 
 pytestmark = pytest.mark.unit
 

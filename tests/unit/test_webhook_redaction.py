@@ -12,7 +12,7 @@ from prometheus_client import CollectorRegistry
 
 from tracker.core.alerts import Alert, Transition
 from tracker.core.subscriptions import Subscription, redact_url
-from tracker.worker.alerting import Provenance, transition_document
+from tracker.core.transitions import Provenance, transition_document
 from tracker.worker.delivery import Attempt, Notifier
 from tracker.worker.metrics import PipelineMetrics
 

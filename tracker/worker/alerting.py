@@ -16,23 +16,22 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import hashlib
-import json
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, MutableMapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping, MutableMapping
 from collections.abc import Set as AbstractSet
-from typing import Any, NamedTuple
+from typing import Any
 
 import orjson
 
-from tracker.core.alerts import Alert, Transition, evaluate_units, resolution, transitions
+from tracker.core.alerts import Alert, evaluate_units, resolution, transitions
 from tracker.core.fold import SeriesValue
 from tracker.core.routing import Router
 from tracker.core.rules import RuleSet
+from tracker.core.transitions import MAX_PROVENANCE_EVENTS, Provenance, Trail, document
 from tracker.worker.metrics import PipelineMetrics
 
-__all__ = ["Alerting", "Provenance", "transition_document", "unit_key"]
+__all__ = ["Alerting", "unit_key"]
 
 UNIT_INFIX = "/group/"
 #: Between a unit and the two hex digits of its entry's bucket (a unit never holds "#").
@@ -41,11 +40,6 @@ BUCKET_MARK = "#"
 #: Groups evaluated between two chances for the web server to answer.
 GROUPS_PER_YIELD = 20
 
-#: Records kept as an alert's provenance when none of its causes was in the batch that changed it.
-PROVENANCE_FALLBACK = 5
-#: Records a transition lists at most (``events_omitted`` counts the others): the bytes written
-#: per transition stay bounded whatever the batch.
-MAX_PROVENANCE_EVENTS = 20
 #: Send (key, value) records to the alerts topic and wait for the broker's acknowledgement.
 SendTransitions = Callable[[list[tuple[bytes, bytes]]], Awaitable[None]]
 
@@ -61,76 +55,6 @@ def unit_key(fold_key: str, unit: str, bucket: str = "") -> str:
 
 def _bucket(fingerprint: str) -> str:
     return fingerprint[:2]
-
-
-class Provenance(NamedTuple):
-    """Where a folded record came from (a tuple: the fold makes one per record)."""
-
-    event_id: str
-    topic: str
-    partition: int
-    offset: int
-
-    def to_json(self) -> dict[str, Any]:
-        """Return the provenance as JSON data."""
-        return {
-            "id": self.event_id,
-            "topic": self.topic,
-            "partition": self.partition,
-            "offset": self.offset,
-        }
-
-
-def transition_document(transition: Transition, provenance: Iterable[Provenance], at: float) -> dict[str, Any]:
-    """Return the alerts-topic record of a transition, with the records that caused it."""
-    return _document(transition, _Trail(list(provenance)), at)
-
-
-def _document(transition: Transition, trail: _Trail, at: float) -> dict[str, Any]:
-    alert = transition.alert
-    # The key names the transition, not its delivery: the same live facts give the
-    # same key on any replay, and a fact re-published under a new id gives a new one
-    # (among the listed causes; the count stands for the others).
-    named: list[Any] = [alert.since, list(alert.cause_ids)]
-    if not alert.causes_listed:
-        named.append(alert.cause_count)
-    cause = hashlib.sha256(json.dumps(named).encode()).hexdigest()[:12]
-    events = trail.causes(alert)
-    return {
-        "status": transition.status,
-        "idempotency_key": f"{alert.fingerprint}:{transition.status}:{cause}",
-        "alert": alert.to_json(),
-        "provenance": {
-            "events": [item.to_json() for item in events[:MAX_PROVENANCE_EVENTS]],
-            "events_omitted": max(0, len(events) - MAX_PROVENANCE_EVENTS),
-            "cause_ids": list(alert.cause_ids),
-            "cause_count": max(alert.cause_count, len(alert.cause_ids)),
-            "rule_version": alert.rule_version,
-        },
-        "evaluated_at": at,
-    }
-
-
-class _Trail:
-    """A fold group's records in one batch, found by event id (built on the first question).
-
-    A transition and an alert entry carry their alert's own causes, never the whole
-    trail: a batch of N facts in one group made N transitions, each with N records
-    (6.4 MB written for 250 facts, MessageSizeTooLargeError at 16,000).
-    """
-
-    def __init__(self, provenance: list[Provenance]) -> None:
-        self.provenance = provenance
-        self._by_id: dict[str, list[Provenance]] | None = None
-
-    def causes(self, alert: Alert) -> list[Provenance]:
-        """Return the records of the batch that caused ``alert``, else the first few of the group's."""
-        if self._by_id is None:
-            self._by_id = {}
-            for item in self.provenance:
-                self._by_id.setdefault(item.event_id, []).append(item)
-        found = [item for event_id in alert.cause_ids for item in self._by_id.get(event_id, ())]
-        return found or self.provenance[:PROVENANCE_FALLBACK]
 
 
 class Alerting:
@@ -215,7 +139,7 @@ class Alerting:
             # Evaluated whole, a group also clears the entries of parts no rule reads any more.
             stored_units = self._stored_units(fold_key)
             units = set(evaluated) | set(stored_units) if whole else set(evaluated)
-            trail = _Trail(provenance)
+            trail = Trail(provenance)
             for unit in sorted(units):
                 buckets = stored_units.get(unit, set())
                 if not buckets and not evaluated.get(unit):
@@ -229,7 +153,7 @@ class Alerting:
                 }:  # the same alerts in the same states make no transition: the common case
                     before = {fp: Alert.from_json(entry["alert"]) for fp, entry in previous.items()}
                     resolve = functools.partial(resolution, self.rules, self.router, state)
-                    changes = [_document(t, trail, now) for t in transitions(before, after, resolve)]
+                    changes = [document(t, trail, now) for t in transitions(before, after, resolve)]
                 documents.extend(changes)
                 kept = self._entries(previous, after, changes, trail, now)
                 split: dict[str, dict[str, Any]] = {}
@@ -274,7 +198,7 @@ class Alerting:
         previous: Mapping[str, Any],
         after: Mapping[str, Alert],
         documents: list[dict[str, Any]],
-        trail: _Trail,
+        trail: Trail,
         now: float,
     ) -> dict[str, Any]:
         """Return a unit's stored alerts after an evaluation, by fingerprint."""

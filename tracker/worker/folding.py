@@ -23,10 +23,11 @@ from tracker.core.decode import decode_event
 from tracker.core.fold import FoldBatch, Outcome, SeriesValue, tombstones_key
 from tracker.core.fx import is_rates_key, rates_key
 from tracker.core.routing import Router, series_of
+from tracker.core.transitions import Provenance
 from tracker.errors import EventValidationError, FieldError
 from tracker.kafka.partitioning import broadcast_key, partition_for
 from tracker.kafka.publisher import BROADCAST_HEADER, encode_event
-from tracker.worker.alerting import Alerting, Provenance
+from tracker.worker.alerting import Alerting
 from tracker.worker.index import TableIndex
 from tracker.worker.metrics import PipelineMetrics
 
