@@ -9,12 +9,21 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any, NamedTuple
 
 from tracker.core.alerts import Alert, Transition
+from tracker.core.subscriptions import Subscription, WebhookChannel
 
-__all__ = ["MAX_PROVENANCE_EVENTS", "Provenance", "Trail", "document", "transition_document"]
+__all__ = [
+    "MAX_PROVENANCE_EVENTS",
+    "Provenance",
+    "Reminder",
+    "Trail",
+    "document",
+    "due_reminders",
+    "transition_document",
+]
 
 #: Records kept as an alert's provenance when none of its causes was in the batch that changed it.
 PROVENANCE_FALLBACK = 5
@@ -92,3 +101,47 @@ class Trail:
                 self._by_id.setdefault(item.event_id, []).append(item)
         found = [item for event_id in alert.cause_ids for item in self._by_id.get(event_id, ())]
         return found or self.provenance[:PROVENANCE_FALLBACK]
+
+
+class Reminder(NamedTuple):
+    """A firing alert's reminder due to one subscription, as the record to deliver."""
+
+    subscription: Subscription
+    key: str
+    document: dict[str, Any]
+
+
+def due_reminders(
+    subscriptions: Sequence[Subscription], entries: Iterable[dict[str, Any]], now: float
+) -> Iterator[Reminder]:
+    """Yield the reminders due at ``now`` for the firing alert entries, per webhook subscription.
+
+    Reminder n of a firing falls due ``n * repeat_interval`` seconds after it fired, and
+    its idempotency key is the firing's with ``:repeat:<n>``: whoever sends it, it is
+    one reminder, and a receiver can tell it from the firing itself.
+    """
+    for sub in subscriptions:
+        interval = sub.repeat_interval
+        if interval <= 0 or not isinstance(sub.channel, WebhookChannel):
+            continue
+        for entry in entries:
+            alert, key = entry["alert"], entry.get("idempotency_key")
+            if alert["state"] != "firing" or key is None or not sub.wants(alert["labels"], "firing"):
+                continue
+            round_ = int((now - entry["fired_at"]) // interval)
+            if round_ < 1:
+                continue
+            reminder = f"{key}:repeat:{round_}"
+            document = {
+                "status": "firing",
+                "idempotency_key": reminder,
+                "alert": alert,
+                "provenance": {
+                    "events": entry["provenance"],
+                    "cause_ids": alert["cause_ids"],
+                    "rule_version": alert["rule_version"],
+                    "reminder": round_,
+                },
+                "evaluated_at": now,
+            }
+            yield Reminder(sub, reminder, document)

@@ -15,7 +15,8 @@ from prometheus_client import Counter
 from pydantic import ValidationError
 
 from tracker.core.matchers import Matcher, match_all
-from tracker.core.subscriptions import Subscription, WebhookChannel
+from tracker.core.subscriptions import Subscription
+from tracker.core.transitions import due_reminders
 from tracker.kafka.views import TopicTail, TopicView
 from tracker.settings import Settings
 from tracker.worker.delivery import HttpSender, Notifier
@@ -122,36 +123,14 @@ class Notifications:
     def remind(self, entries: list[dict[str, Any]], now: float) -> int:
         """Queue the reminders now due for firing alerts (``repeat_interval``); return how many."""
         queued = 0
-        for sub in self.subscriptions():
-            interval = sub.repeat_interval
-            if interval <= 0 or not isinstance(sub.channel, WebhookChannel):
+        for reminder in due_reminders(self.subscriptions(), entries, now):
+            # Each reminder has its own key: the ledger sends each once, on any worker.
+            if f"{reminder.subscription.id}|{reminder.key}" in self.ledger.data or reminder.key in self._reminding:
                 continue
-            for entry in entries:
-                alert, key = entry["alert"], entry.get("idempotency_key")
-                if alert["state"] != "firing" or key is None or not sub.wants(alert["labels"], "firing"):
-                    continue
-                round_ = int((now - entry["fired_at"]) // interval)
-                if round_ < 1:
-                    continue
-                # Reminder n of a firing has its own key: the ledger sends each once, on any worker.
-                reminder = f"{key}:repeat:{round_}"
-                if f"{sub.id}|{reminder}" in self.ledger.data or reminder in self._reminding:
-                    continue
-                self._reminding.add(reminder)
-                transition = {
-                    "status": "firing",
-                    "idempotency_key": reminder,
-                    "alert": alert,
-                    "provenance": {
-                        "events": entry["provenance"],
-                        "cause_ids": alert["cause_ids"],
-                        "rule_version": alert["rule_version"],
-                        "reminder": round_,
-                    },
-                    "evaluated_at": now,
-                }
-                self.notifier.send_to(sub, transition, functools.partial(self._reminding.discard, reminder))
-                queued += 1
+            self._reminding.add(reminder.key)
+            done = functools.partial(self._reminding.discard, reminder.key)
+            self.notifier.send_to(reminder.subscription, reminder.document, done)
+            queued += 1
         return queued
 
     def _to_feed(self, raw: bytes) -> None:
