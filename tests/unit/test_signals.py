@@ -295,6 +295,16 @@ def test_a_decline_is_negative_growth(event_factory: EventFactory) -> None:
     assert growth == {TOKENS_LABELS: pytest.approx(-0.5)}
 
 
+def test_a_growth_beyond_a_float_gives_no_growth_rather_than_stopping_the_fold(event_factory: EventFactory) -> None:
+    # Half a month apart, a ratio of 1e12 compounds to the power of 31 a month: beyond a float.
+    events = [usage(event_factory, "2025-10-15", 1.0), usage(event_factory, "2025-10", 1e12)]
+
+    signals = signals_of(events)
+
+    assert family(signals, "market_usage_growth_monthly_ratio") == {}
+    assert family(signals, "market_usage") == {TOKENS_LABELS: 1e12}
+
+
 # --- investment ------------------------------------------------------------------------------------------
 
 

@@ -125,10 +125,19 @@ def _newest_first(facts: Iterable[tuple[str, list[Any]]]) -> list[Dated]:
 
 
 def _monthly_growth(newer: tuple[float, PartialDate], older: tuple[float, PartialDate]) -> float | None:
+    """Return the compounded monthly growth from ``older`` to ``newer``, or None if there is none to give.
+
+    None when the older figure is not positive, and when the growth is beyond a float: two
+    figures a few days apart compound their ratio to the power of ten or more (a ratio of
+    1e5 between "2023-06" and "2023-06-15" overflowed, and the error stopped the fold).
+    """
     months = months_between(older[1], newer[1])
     if months <= 0 or older[0] <= 0:
         return None
-    return float((newer[0] / older[0]) ** (1 / months) - 1)
+    try:
+        return float((newer[0] / older[0]) ** (1 / months) - 1)
+    except OverflowError:
+        return None
 
 
 def _usage(series: SeriesId, dated: list[Dated], rates: Rates) -> list[Signal]:
@@ -174,6 +183,44 @@ def _investment(series: SeriesId, dated: list[Dated], rates: Rates) -> list[Sign
     for *_, payload in dated:
         announced = _announced(payload)
         by_period.setdefault(announced.span, announced)
+    return _investment_signals(entity, by_period, dated[0][2], rates)
+
+
+def _investment_history(
+    series: SeriesId, dated: list[Dated], rates: Rates
+) -> Iterator[tuple[PartialDate, list[Signal]]]:
+    """Yield an investment series' signals at each distinct date of its facts, newest first.
+
+    What ``_investment`` gives for each suffix of ``dated``, in time linear in the facts:
+    each period's announcements are listed once, newest first, and a cursor per period
+    steps past those newer than the point. Deriving each point from its own suffix made a
+    firing unit's walk back quadratic (at 1,000,000 events, 42 million announcements read
+    for 1 million points: 60% of alert evaluation).
+    """
+    (entity,) = series.labels
+    announcements: dict[Period, list[tuple[int, _Announced]]] = {}
+    for place, (*_, payload) in enumerate(dated):
+        announced = _announced(payload)
+        announcements.setdefault(announced.span, []).append((place, announced))
+    cursors = dict.fromkeys(announcements, 0)
+    for start, (order, _, date, _) in enumerate(dated):
+        if start and dated[start - 1][0] == order:
+            continue  # not the newest fact of its date
+        by_period: dict[Period, _Announced] = {}
+        for span, listed in announcements.items():
+            cursor = cursors[span]
+            while cursor < len(listed) and listed[cursor][0] < start:
+                cursor += 1
+            cursors[span] = cursor
+            if cursor < len(listed):
+                by_period[span] = listed[cursor][1]
+        yield date, _investment_signals(entity, by_period, date, rates)
+
+
+def _investment_signals(
+    entity: str, by_period: Mapping[Period, _Announced], newest: PartialDate, rates: Rates
+) -> list[Signal]:
+    """Return the investment signals of each period's latest announcement, observed at ``newest``."""
     periods = sorted(by_period.items())
     usd = {span: rates.to_usd(item.amount, item.currency, item.on) for span, item in periods}
     out = [
@@ -194,7 +241,7 @@ def _investment(series: SeriesId, dated: list[Dated], rates: Rates) -> list[Sign
             labels = (("entity", entity), ("period", str(span)))
             out.append(Signal("market_investment_growth_ratio", labels, ratio - 1))
     observed = (("entity", entity), ("metric", INVESTMENT_METRIC))
-    out.append(Signal("market_signal_observed_timestamp_seconds", observed, _timestamp(dated[0][2])))
+    out.append(Signal("market_signal_observed_timestamp_seconds", observed, _timestamp(newest)))
     for span, item in periods:
         labels = (("entity", entity), ("period", str(span)))
         amount = usd[span]
@@ -348,6 +395,9 @@ def series_history(
     derive = _SERIES_SIGNALS[series_id.kind]
     rates = rates or Rates()
     dated = _newest_first(live_facts(value))
+    if series_id.kind == "investment":
+        yield from _investment_history(series_id, dated, rates)
+        return
     for start, (order, _, date, _) in enumerate(dated):
         if start == 0 or dated[start - 1][0] != order:
             yield date, derive(series_id, dated[start:], rates)
