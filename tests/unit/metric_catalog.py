@@ -9,7 +9,7 @@ import yaml
 from faust.sensors.prometheus import FaustMetrics
 from prometheus_client import CollectorRegistry
 
-from tracker.core.signals import SIGNAL_HELP
+from tracker.core.catalogue import SIGNAL_HELP
 from tracker.worker.metrics import PipelineMetrics
 
 __all__ = ["RULES_DIR", "grouping_labels", "known_labels", "known_metrics", "metric_names", "recorded_names"]

@@ -18,13 +18,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tracker.core.catalogue import Signal
 from tracker.core.dates import PartialDate
 from tracker.core.decode import validate_event
 from tracker.core.events import Event
 from tracker.core.fold import FoldBatch, Projection, SeriesValue, tombstones_key
 from tracker.core.fx import rates_key
 from tracker.core.routing import Router, series_of
-from tracker.core.signals import Signal, derive_signals
+from tracker.core.signals import derive_signals
 
 pytestmark = pytest.mark.unit
 

@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from tests.unit.metric_catalog import grouping_labels, known_labels, known_metrics, metric_names
-from tracker.core.signals import SIGNAL_HELP
+from tracker.core.catalogue import SIGNAL_HELP
 from tracker.monitoring.dashboards import DASHBOARDS, render_dashboards, stale_dashboards
 from tracker.monitoring.grafana import BUILTIN_VARIABLES, DATASOURCE_UID, GRID_WIDTH, substitute, targets
 

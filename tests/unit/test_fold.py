@@ -9,10 +9,11 @@ from typing import Any
 
 import pytest
 
+from tracker.core.catalogue import Signal
 from tracker.core.events import Event, content_digest
 from tracker.core.fold import FoldBatch, Outcome, Projection, SeriesValue, fact_payload, live_facts, tombstones_key
 from tracker.core.routing import Router
-from tracker.core.signals import Signal, derive_signals
+from tracker.core.signals import derive_signals
 
 pytestmark = pytest.mark.unit
 

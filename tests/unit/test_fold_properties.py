@@ -15,11 +15,12 @@ import pytest
 from hypothesis import assume, example, given, settings
 from hypothesis import strategies as st
 
+from tracker.core.catalogue import Signal
 from tracker.core.decode import validate_event
 from tracker.core.events import Event, EventRetracted
 from tracker.core.fold import FoldBatch, Projection, SeriesValue, live_facts, tombstones_key
 from tracker.core.routing import Router, parse_peers
-from tracker.core.signals import Signal, derive_signals
+from tracker.core.signals import derive_signals
 
 pytestmark = pytest.mark.unit
 

@@ -10,12 +10,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tracker.core.catalogue import Signal
 from tracker.core.decode import validate_event
 from tracker.core.events import Event
 from tracker.core.fold import FoldBatch, Projection, SeriesValue, tombstones_key
 from tracker.core.knowledge import known_on, known_state, parse_as_of
 from tracker.core.routing import Router, parse_peers
-from tracker.core.signals import Signal, derive_signals
+from tracker.core.signals import derive_signals
 
 pytestmark = pytest.mark.unit
 

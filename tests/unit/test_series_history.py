@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from tracker.core.dates import PartialDate
 from tracker.core.fold import SeriesValue
 from tracker.core.fx import Rates
-from tracker.core.signals import series_history, series_signals
+from tracker.core.series_kinds import series_history, series_signals
 
 pytestmark = pytest.mark.unit
 
@@ -41,7 +41,7 @@ payloads = {
         st.sampled_from(["ordered", "delivered"]),
         st.one_of(st.none(), st.integers(1, 10**6)),
         st.one_of(st.none(), amounts),
-        st.sampled_from([[], ["EUR", None, None], ["USD", 2e9, "EUR"]]),
+        st.sampled_from([[], ["EUR", None, None], ["JPY", None, None], ["USD", 2e9, "EUR"]]),
     ).map(lambda t: ["d", t[0], t[1], t[2], t[3], *t[4]]),
     "export": st.tuples(st.sampled_from(DATES), st.sampled_from(DATES), st.sampled_from([1, -1])).map(
         lambda t: ["d", t[0], t[1], t[2]]

@@ -8,10 +8,11 @@ from typing import Any
 
 import pytest
 
+from tracker.core.catalogue import SIGNAL_HELP, Signal
 from tracker.core.events import Event
 from tracker.core.fold import Projection
 from tracker.core.routing import Router, parse_peers
-from tracker.core.signals import SIGNAL_HELP, Signal, derive_signals
+from tracker.core.signals import derive_signals
 
 pytestmark = pytest.mark.unit
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from json.encoder import encode_basestring_ascii as _quoted
 from typing import Any, Literal, NamedTuple
 
+from tracker.core.catalogue import SIGNAL_LABELS, Signal
 from tracker.core.dates import PartialDate, months_between
 from tracker.core.fold import SeriesValue, live_facts
 from tracker.core.fx import Rates, is_rates_key
@@ -28,7 +29,8 @@ from tracker.core.rules import (
     RuleSet,
     render_template,
 )
-from tracker.core.signals import SIGNAL_LABELS, Signal, derive_signals, series_history
+from tracker.core.series_kinds import series_history
+from tracker.core.signals import derive_signals
 
 __all__ = ["MAX_CAUSE_IDS", "Alert", "Transition", "evaluate", "fingerprint", "resolution", "transitions"]
 

@@ -27,13 +27,15 @@ from collections import defaultdict
 from collections.abc import Mapping
 from typing import Any, NamedTuple
 
+from tracker.core.catalogue import Signal
 from tracker.core.dates import PartialDate
 from tracker.core.fold import SeriesValue, live_facts
 from tracker.core.fx import Rates, is_rates_key
 from tracker.core.periods import Period
 from tracker.core.queries import SignalQuery
 from tracker.core.routing import INVESTMENT_METRIC, Router, SeriesId
-from tracker.core.signals import Signal, derive_signals, series_signals
+from tracker.core.series_kinds import series_signals
+from tracker.core.signals import derive_signals
 
 __all__ = ["History", "Point", "history_subject", "key_may_feed", "signal_history"]
 

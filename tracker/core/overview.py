@@ -13,7 +13,7 @@ from collections import Counter
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from tracker.core.signals import Signal
+from tracker.core.catalogue import Signal
 
 __all__ = [
     "ALERT_SUBJECT_LABELS",

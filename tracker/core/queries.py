@@ -14,9 +14,9 @@ import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from tracker.core.catalogue import SIGNAL_LABELS
 from tracker.core.dates import PartialDate
 from tracker.core.knowledge import parse_as_of
-from tracker.core.signals import SIGNAL_LABELS
 from tracker.errors import QueryRefused
 
 __all__ = [

@@ -21,8 +21,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from tracker.core.catalogue import SIGNAL_LABELS
 from tracker.core.routing import INVESTMENT_METRIC, PEER_METRICS, PeerPair
-from tracker.core.signals import SIGNAL_LABELS
 
 __all__ = ["Condition", "Rule", "RuleSet", "render_template"]
 

@@ -7,8 +7,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from tracker.core.catalogue import Signal
 from tracker.core.decode import Record, split_records
-from tracker.core.signals import Signal
 from tracker.errors import InputFormatError, PublishError, TooManyRecords
 from tracker.kafka.publisher import Publisher, Receipt
 from tracker.settings import Settings

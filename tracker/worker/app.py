@@ -26,11 +26,12 @@ import orjson
 from faust.sensors.prometheus import setup_prometheus_sensors
 from prometheus_client import CollectorRegistry
 
+from tracker.core.catalogue import Signal
 from tracker.core.fold import count_tombstones
 from tracker.core.knowledge import known_state
 from tracker.core.routing import Router
 from tracker.core.rules import RuleSet
-from tracker.core.signals import Signal, derive_signals
+from tracker.core.signals import derive_signals
 from tracker.kafka.client_config import faust_credentials
 from tracker.kafka.committing import CommittingConsumer
 from tracker.kafka.lag import LagProbe

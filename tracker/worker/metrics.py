@@ -16,9 +16,9 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from tracker.core.catalogue import SIGNAL_HELP, Signal
 from tracker.core.fold import SeriesValue
 from tracker.core.routing import Router
-from tracker.core.signals import SIGNAL_HELP, Signal
 from tracker.kafka.partitioning import partition_for
 
 __all__ = ["AlertCollector", "LagCollector", "PipelineMetrics", "SignalCollector", "TombstoneCollector", "owned_state"]

@@ -16,6 +16,7 @@ from itertools import islice
 from typing import TYPE_CHECKING, Any
 
 from tracker.core.alerts import Alert, evaluate
+from tracker.core.catalogue import Signal
 from tracker.core.decode import decode_event
 from tracker.core.facts import (
     FactEntry,
@@ -48,7 +49,7 @@ from tracker.core.queries import (
     encode_cursor,
     encode_entity_cursor,
 )
-from tracker.core.signals import Signal, derive_signals
+from tracker.core.signals import derive_signals
 from tracker.errors import EventValidationError
 from tracker.kafka.log_reader import LogReader
 from tracker.kafka.partitioning import partition_for
