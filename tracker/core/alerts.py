@@ -237,6 +237,7 @@ def _evaluate_unit(
             points.append(found)
         return points[index]
 
+    dated_ids: dict[tuple[float, int], list[str]] | None = None
     newest = at(0)
     walking = sorted(labels for labels, figure in (newest[1] if newest else {}).items() if not bounds.resolves(figure))
     alerts = []
@@ -254,14 +255,20 @@ def _evaluate_unit(
             machine.step(date, figure, rule)
         if machine.state != "inactive" and machine.start is not None:
             start = machine.start.sort_key()
-            causes = [
-                event_id
-                for series in state.values()
-                for event_id, payload in live_facts(series)
-                if _date(payload[1]).sort_key() == start
-            ]
+            if dated_ids is None:  # once per unit, however many of its labels fire
+                dated_ids = _ids_by_date(state)
+            causes = dated_ids.get(start, ())
             alerts.append(_make_alert(rule, dict(labels), machine.state, machine.start, machine.value, causes, unit))
     return alerts
+
+
+def _ids_by_date(state: Mapping[str, SeriesValue]) -> dict[tuple[float, int], list[str]]:
+    """Return the ids of a unit's live facts by the sort key of their date: an alert's causes are those of its start."""
+    ids: dict[tuple[float, int], list[str]] = {}
+    for series in state.values():
+        for event_id, payload in live_facts(series):
+            ids.setdefault(_date(payload[1]).sort_key(), []).append(event_id)
+    return ids
 
 
 def _make_alert(
