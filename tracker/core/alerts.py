@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import functools
 import hashlib
-from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from json.encoder import encode_basestring_ascii as _quoted
 from typing import Any, Literal, NamedTuple
 
-from tracker.core.catalogue import SIGNAL_LABELS, Signal
-from tracker.core.dates import PartialDate, months_between
+from tracker.core.catalogue import SIGNAL_LABELS
+from tracker.core.dates import PartialDate
 from tracker.core.fold import SeriesValue, live_facts
 from tracker.core.fx import Rates, is_rates_key
 from tracker.core.routing import INVESTMENT_METRIC, Router, SeriesId, split_table_key
@@ -29,14 +29,10 @@ from tracker.core.rules import (
     RuleSet,
     render_template,
 )
-from tracker.core.series_kinds import series_history
-from tracker.core.signals import derive_signals
+from tracker.core.signal_walk import GROUP_WIDE, active_states, ending
 
 __all__ = ["MAX_CAUSE_IDS", "Alert", "Transition", "evaluate", "fingerprint", "resolution", "transitions"]
 
-
-#: Signal families computed over a whole fold group: a rule on one reads the group as one unit.
-_GROUP_WIDE = ("market_events_trailing", "market_peer_ratio")
 
 #: Cause ids an alert lists (the first in sorted order); ``cause_count`` says how many there are.
 #: Many facts of one date can start an alert together: its record stays small however many.
@@ -107,42 +103,6 @@ def fingerprint(labels: Mapping[str, str]) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-@dataclass
-class _Machine:
-    """The state machine of one alert along event time."""
-
-    state: Literal["inactive", "pending", "firing"] = "inactive"
-    start: PartialDate | None = None
-    value: float | None = None
-    history: list[tuple[PartialDate, float | None]] = field(default_factory=list)
-
-    def step(self, date: PartialDate, value: float | None, rule: Rule) -> None:
-        bounds = rule.condition
-        assert not isinstance(bounds, EventCondition)
-        self.value = value
-        if self.state == "firing":
-            if value is None or bounds.resolves(value):
-                self.state, self.start = "inactive", None
-            return
-        if value is not None and bounds.fires(value):
-            if self.start is None:
-                self.start = date
-            held = months_between(self.start, date)
-            self.state = "firing" if held >= bounds.for_months else "pending"
-        else:
-            self.state, self.start = "inactive", None
-
-
-def _dated_facts(group: Mapping[str, SeriesValue]) -> list[tuple[PartialDate, str, str, list[Any]]]:
-    facts = [
-        (_date(payload[1]), event_id, key, payload)
-        for key, value in group.items()
-        for event_id, payload in live_facts(value)
-    ]
-    facts.sort(key=lambda item: (item[0].sort_key(), item[1]))
-    return facts
-
-
 def _kind(key: str) -> str:
     """Return the series kind of a table key (``<fold key>/<kind>:<labels>``) without parsing it whole."""
     return key.partition("/")[2].partition(":")[0]
@@ -171,104 +131,10 @@ def _units(
         }
         pair = tuple(sorted(key for key in wanted if key in group))
         return {"+".join(pair): pair} if pair and not wanted.isdisjoint(keys[kind]) else {}
-    if not isinstance(condition, EventCondition) and rule.selector[0] in _GROUP_WIDE:
+    if not isinstance(condition, EventCondition) and rule.selector[0] in GROUP_WIDE:
         whole = tuple(sorted(key for key in group if _kind(key) in rule.kinds))
         return {"+".join(whole): whole} if whole else {}
     return {key: (key,) for kind in rule.kinds for key in keys.get(kind, ())}
-
-
-Labels = tuple[tuple[str, str], ...]
-
-
-def _group_history(
-    router: Router, state: Mapping[str, SeriesValue], name: str, rates: Rates
-) -> Iterator[tuple[PartialDate, list[Signal]]]:
-    """Yield a group-wide family's signals at each distinct date of the unit's facts, newest first."""
-    trailing, peers = name == "market_events_trailing", name == "market_peer_ratio"
-    facts = _dated_facts(state)
-    for index in range(len(facts) - 1, -1, -1):
-        date = facts[index][0]
-        if index + 1 < len(facts) and facts[index + 1][0].sort_key() == date.sort_key():
-            continue  # not the last fact of its date
-        prefix: dict[str, SeriesValue] = {key: {"facts": {}, "retracted": {}} for key in state}
-        for _, event_id, key, payload in facts[: index + 1]:
-            prefix[key]["facts"][event_id] = payload
-        yield date, derive_signals(router, prefix, trailing=trailing, peers=peers, rates=rates)
-
-
-def _points(
-    rule: Rule, router: Router, state: Mapping[str, SeriesValue], rates: Rates
-) -> Iterator[tuple[PartialDate, dict[Labels, float]]]:
-    """Yield the values of a signal rule's signal at each distinct date of its unit's facts, newest first."""
-    name, match = rule.selector
-    if name in _GROUP_WIDE:
-        history = _group_history(router, state, name, rates)
-    else:
-        ((key, series),) = state.items()  # a signal rule on one series family reads one series
-        history = series_history(key, series, rates)
-    for date, signals in history:
-        wanted = [s for s in signals if s.name == name]
-        if match:
-            wanted = [s for s in wanted if rule.matches(dict(s.labels), match)]
-        yield date, {s.labels: s.value for s in wanted}
-
-
-def _evaluate_unit(
-    rule: Rule, router: Router, state: Mapping[str, SeriesValue], unit: str, rates: Rates
-) -> list[Alert]:
-    """Evaluate a signal rule on one unit by walking its history back from the newest date.
-
-    The walk stops at the first point that resolves (or has no value): the state
-    machine is inactive there whatever came before, so replaying forward from that
-    point gives exactly what a replay of the whole history gives. Most units do not
-    fire now, and their walk ends at the newest point: older points are derived only
-    for the others.
-    """
-    bounds = rule.condition
-    assert not isinstance(bounds, EventCondition)
-    history = _points(rule, router, state, rates)
-    points: list[tuple[PartialDate, dict[Labels, float]]] = []
-
-    def at(index: int) -> tuple[PartialDate, dict[Labels, float]] | None:
-        while len(points) <= index:
-            found = next(history, None)
-            if found is None:
-                return None
-            points.append(found)
-        return points[index]
-
-    dated_ids: dict[tuple[float, int], list[str]] | None = None
-    newest = at(0)
-    walking = sorted(labels for labels, figure in (newest[1] if newest else {}).items() if not bounds.resolves(figure))
-    alerts = []
-    for labels in walking:
-        suffix: list[tuple[PartialDate, float]] = []
-        index = 0
-        while (point := at(index)) is not None:
-            figure = point[1].get(labels)
-            if figure is None or bounds.resolves(figure):
-                break
-            suffix.append((point[0], figure))
-            index += 1
-        machine = _Machine()
-        for date, figure in reversed(suffix):
-            machine.step(date, figure, rule)
-        if machine.state != "inactive" and machine.start is not None:
-            start = machine.start.sort_key()
-            if dated_ids is None:  # once per unit, however many of its labels fire
-                dated_ids = _ids_by_date(state)
-            causes = dated_ids.get(start, ())
-            alerts.append(_make_alert(rule, dict(labels), machine.state, machine.start, machine.value, causes, unit))
-    return alerts
-
-
-def _ids_by_date(state: Mapping[str, SeriesValue]) -> dict[tuple[float, int], list[str]]:
-    """Return the ids of a unit's live facts by the sort key of their date: an alert's causes are those of its start."""
-    ids: dict[tuple[float, int], list[str]] = {}
-    for series in state.values():
-        for event_id, payload in live_facts(series):
-            ids.setdefault(_date(payload[1]).sort_key(), []).append(event_id)
-    return ids
 
 
 def _make_alert(
@@ -331,21 +197,8 @@ def _ending(
     state = {key: group[key] for key in keys}
     money = any(_kind(key) in ("investment", "chip") for key in keys)
     rates = Rates.from_state({key: group[key] for key in group if is_rates_key(key)}) if money else Rates()
-    name = rule.selector[0]
-    own = {label: value for label, value in alert.labels.items() if label in SIGNAL_LABELS[name]}
-    points = list(reversed(list(_points(rule, router, state, rates))))
-    figures = [next((figure for labels, figure in values.items() if dict(labels) == own), None) for _, values in points]
-    machine, last_firing = _Machine(), -1
-    for index, ((date, _), figure) in enumerate(zip(points, figures, strict=True)):
-        machine.step(date, figure, rule)
-        if machine.state == "firing":
-            last_firing = index
-    since = _date(alert.since).sort_key()
-    end = next((index for index, (date, _) in enumerate(points) if date.sort_key() >= since), len(points))
-    end = max(end, last_firing + 1)
-    if end < len(points):
-        return str(points[end][0]), figures[end]
-    return alert.since, figures[-1] if figures else None  # nothing known since: the value in effect then
+    own = {label: value for label, value in alert.labels.items() if label in SIGNAL_LABELS[rule.selector[0]]}
+    return ending(rule, router, state, rates, own, alert.since)
 
 
 def _event_alerts(rule: Rule, condition: EventCondition, group: Mapping[str, SeriesValue], unit: str) -> list[Alert]:
@@ -399,7 +252,10 @@ def evaluate_units(
             if isinstance(rule.condition, EventCondition):
                 evaluated[unit] = _event_alerts(rule, rule.condition, state, unit)
             else:
-                evaluated[unit] = _evaluate_unit(rule, router, state, unit, rates)
+                evaluated[unit] = [
+                    _make_alert(rule, dict(found.labels), found.state, found.start, found.value, found.causes, unit)
+                    for found in active_states(rule, router, state, rates)
+                ]
     return evaluated
 
 
