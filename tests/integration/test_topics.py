@@ -9,8 +9,8 @@ import pytest
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
-from tracker.demo import wait_until
 from tracker.kafka.topics import MAX_TABLE_VALUE_BYTES, ensure_topics
+from tracker.polling import wait_until
 from tracker.settings import Settings
 
 pytestmark = pytest.mark.integration

@@ -12,8 +12,6 @@ import contextlib
 import json
 import math
 import os
-import signal
-import socket
 import subprocess
 import sys
 import time
@@ -32,13 +30,14 @@ from tracker.core.decode import decode_event
 from tracker.core.fold import Projection
 from tracker.core.routing import Router
 from tracker.core.signals import derive_signals
-from tracker.demo import http_json, wait_until
 from tracker.errors import EventValidationError, TrackerError
 from tracker.kafka.client_config import client_options
 from tracker.kafka.publisher import Publisher
 from tracker.kafka.topics import ensure_topics
+from tracker.polling import http_json, wait_until
 from tracker.rules_file import build_router
 from tracker.settings import Settings
+from tracker.worker.launch import WorkerProcess, free_port, start_worker
 
 __all__ = ["BenchOptions", "expected_signals", "run_bench"]
 
@@ -47,6 +46,10 @@ HTTP_BATCH = 1000
 
 #: Requests in flight at once in the concurrent HTTP ingestion figure: a demanding client.
 HTTP_CONNECTIONS = 4
+
+#: Seconds a benchmark worker has to stop after SIGTERM: after a large fold its tables
+#: hold more to close than a test worker's.
+STOP_GRACE_SECONDS = 30.0
 
 
 @dataclass(frozen=True)
@@ -62,54 +65,9 @@ class BenchOptions:
     seed: int = 1
 
 
-@dataclass
-class WorkerProcess:
-    """A worker process started by the benchmark."""
-
-    settings: Settings
-    process: subprocess.Popen[bytes]
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.settings.http_port}"
-
-    def peak_rss_mb(self) -> float:
-        """Return the process's peak resident set (VmHWM) in MB."""
-        for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-        return math.nan
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait()
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 def _start_worker(settings: Settings, log: Path) -> WorkerProcess:
-    env = {key: value for key, value in os.environ.items() if not key.startswith("TRACKER_")}
     # Its own port: the configured one may be taken by a demo or another worker.
-    settings = settings.model_copy(update={"http_port": _free_port()})
-    env.update(settings.as_env())
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    process = subprocess.Popen(
-        [sys.executable, "-m", "tracker", "worker"],
-        env=env,
-        stdout=log.open("ab"),
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    return WorkerProcess(settings, process)
+    return start_worker(settings.model_copy(update={"http_port": free_port()}), log)
 
 
 def _signal_count(worker: WorkerProcess) -> int:
@@ -120,9 +78,8 @@ def _signal_count(worker: WorkerProcess) -> int:
 
 
 def _progress(worker: WorkerProcess) -> dict[str, Any]:
-    if worker.process.poll() is not None:
-        raise TrackerError(f"the worker exited with {worker.process.returncode}")
-    return dict(http_json(f"{worker.url}/healthz", timeout=30))
+    worker.check_running()
+    return worker.health(timeout=30)
 
 
 @dataclass
@@ -207,7 +164,7 @@ def _fold(settings: Settings, total: int, log: Path) -> tuple[WorkerProcess, flo
     # The clock starts once the worker folds its partitions (they are assigned and their empty
     # tables rebuilt) and counts every record: a batch holds up to 20,000 records, so timing
     # from the first batch folded would leave a whole batch out.
-    wait_until("the worker to start", lambda: _progress(worker)["partitions"], timeout=120, interval=0.01)
+    worker.wait_ready(1, timeout=120, interval=0.01)
     started = time.perf_counter()
     wait_until("the fold to catch up", lambda: _progress(worker)["records"] >= total, timeout=3600, interval=0.05)
     elapsed = time.perf_counter() - started
@@ -231,7 +188,7 @@ def _fold_without_rules(settings: Settings, expected: list[Any], total: int, wor
     try:
         served = http_json(f"{worker.url}/v1/signals", 120)["signals"]
     finally:
-        worker.stop()
+        worker.stop(grace=STOP_GRACE_SECONDS)
     mismatch = _same_signals(expected, served)
     if mismatch:
         raise TrackerError(f"the fold without alert rules disagrees with the pure fold: {mismatch}")
@@ -379,7 +336,7 @@ def run_bench(base: Settings, options: BenchOptions, out: Path | None) -> Report
             # What a restarted worker must serve again, after the HTTP and latency stages added theirs.
             signal_count = _signal_count(worker)
     finally:
-        worker.stop()
+        worker.stop(grace=STOP_GRACE_SECONDS)
 
     if not options.quick:
         seconds = _recovery(settings, workdir / "recovery", signal_count)
@@ -415,7 +372,7 @@ def _memory_at(base: Settings, size: int, options: BenchOptions, workdir: Path) 
         peak = worker.peak_rss_mb()
         signal_count = _signal_count(worker)
     finally:
-        worker.stop()
+        worker.stop(grace=STOP_GRACE_SECONDS)
     return peak, _recovery(settings, workdir / f"{tag}-recovery", signal_count)
 
 
@@ -440,15 +397,10 @@ def _time_to_folding(settings: Settings, log: Path, signal_count: int) -> float:
     started = time.perf_counter()
     worker = _start_worker(settings, log)
     try:
-
-        def folding() -> bool:
-            progress = _progress(worker)
-            return len(progress["partitions"]) == settings.partitions and not progress["recovering"]
-
-        wait_until("the worker to fold", folding, 600, 0.1)
+        worker.wait_ready(recovered=True, timeout=600, interval=0.1)
         seconds = time.perf_counter() - started
         if _signal_count(worker) != signal_count:
             raise TrackerError("the worker serves a different number of signals than before it was restarted")
         return seconds
     finally:
-        worker.stop()
+        worker.stop(grace=STOP_GRACE_SECONDS)
