@@ -3,29 +3,20 @@
 from __future__ import annotations
 
 import os
-import signal
 import socket
 import subprocess
 import sys
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from tracker.demo import http_json, wait_until
 from tracker.settings import Settings
+from tracker.worker.launch import WorkerProcess, free_port, start_worker, worker_env
 
 ROOT = Path(__file__).resolve().parent.parent
 SEED = ROOT / "events" / "samples" / "seed.jsonl"
-
-
-def free_port() -> int:
-    """Return a loopback TCP port nobody listens on right now."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def free_port_pair() -> int:
@@ -94,36 +85,13 @@ def unique_settings(bootstrap: str, root: Path, /, **overrides: object) -> Setti
     return Settings(**values)  # type: ignore[arg-type]
 
 
-@dataclass
-class RunningWorker:
-    """A worker process started by a test, with its settings and base URL."""
-
-    settings: Settings
-    process: subprocess.Popen[bytes]
-    log: Path
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.settings.http_port}"
-
-    def health(self) -> dict[str, object]:
-        return dict(http_json(f"{self.url}/healthz"))
-
-    def stop(self, sig: int = signal.SIGTERM) -> None:
-        if self.process.poll() is None:
-            os.killpg(self.process.pid, sig)
-            try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait(timeout=10)
+#: A worker a test started: ``stop()`` (SIGTERM, then SIGKILL), ``kill()`` (a crash), ``log``, ``health()``.
+RunningWorker = WorkerProcess
 
 
 def child_env(settings: Settings) -> dict[str, str]:
     """Return the environment for a tracker child process run with ``settings``."""
-    env = {key: value for key, value in os.environ.items() if not key.startswith("TRACKER_")}
-    env.update(settings.as_env())
-    return env
+    return worker_env(settings, os.environ)
 
 
 @pytest.fixture
@@ -143,25 +111,9 @@ def launch_worker(
     settings: Settings, started: list[RunningWorker], wait_for_partitions: int | None = None
 ) -> RunningWorker:
     """Start `tracker worker` (appended to ``started`` at once, for the caller to stop) and wait for its partitions."""
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    log = settings.data_dir / "worker.log"
-    process = subprocess.Popen(
-        [sys.executable, "-m", "tracker", "worker"],
-        env=child_env(settings),
-        stdout=log.open("ab"),
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    worker = RunningWorker(settings, process, log)
+    worker = start_worker(settings, settings.data_dir / "worker.log")
     started.append(worker)
-    want = settings.partitions if wait_for_partitions is None else wait_for_partitions
-
-    def ready() -> bool:
-        if process.poll() is not None:
-            raise AssertionError(f"worker exited with {process.returncode}:\n{log.read_text()[-3000:]}")
-        return len(worker.health()["partitions"]) >= want  # type: ignore[arg-type]
-
-    wait_until("the worker to own its partitions", ready, timeout=90)
+    worker.wait_ready(wait_for_partitions)
     return worker
 
 

@@ -8,17 +8,10 @@ commands then reach its topics and worker, and running the demo again (say with 
 from __future__ import annotations
 
 import asyncio
-import json
-import os
 import shutil
-import signal
-import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
-from typing import Any
 
 from tracker.core.decode import split_records
 from tracker.core.events import Event
@@ -29,12 +22,14 @@ from tracker.kafka.broker import LocalBroker
 from tracker.kafka.lag import fold_lag
 from tracker.kafka.publisher import Publisher
 from tracker.kafka.topics import ensure_topics
+from tracker.polling import http_json, wait_until
 from tracker.progress import Progress
 from tracker.report import alerts_report, render, signals_report
 from tracker.rules_file import build_router
 from tracker.settings import Settings
+from tracker.worker.launch import WorkerProcess, start_worker, stop_detached
 
-__all__ = ["DEMO_EVENTS", "http_json", "run_demo", "stop_demo", "wait_until"]
+__all__ = ["DEMO_EVENTS", "run_demo", "stop_demo"]
 
 #: What ``tracker demo`` publishes: the seed article, one fact of each contract v2 shape, and the
 #: exchange rates those need (none of the v2 samples fires an alert: the seed's three stay the only ones).
@@ -45,32 +40,6 @@ DEMO_EVENTS = (
 )
 
 
-def http_json(url: str, timeout: float = 5.0, token: str | None = None) -> Any:
-    """GET a URL (with a bearer token if given) and decode its JSON body."""
-    headers = {"Authorization": f"Bearer {token}"} if token else {}
-    with urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=timeout) as response:
-        return json.loads(response.read())
-
-
-def wait_until(what: str, check: Any, timeout: float, interval: float = 0.25) -> Any:
-    """Call ``check`` until it returns something truthy; raise TrackerError after ``timeout``."""
-    deadline = time.monotonic() + timeout
-    progress = Progress(f"waiting for {what}")
-    try:
-        while time.monotonic() < deadline:
-            try:
-                result = check()
-            except (OSError, urllib.error.URLError, ValueError):
-                result = None
-            if result:
-                return result
-            progress.update()
-            time.sleep(interval)
-    finally:
-        progress.close()
-    raise TrackerError(f"timed out after {timeout:.0f}s waiting for {what}")
-
-
 def _pid_file(settings: Settings) -> Path:
     return settings.data_dir / "demo-worker.pid"
 
@@ -79,15 +48,7 @@ def _stop_worker(settings: Settings) -> None:
     pid_file = _pid_file(settings)
     if not pid_file.exists():
         return
-    pid = int(pid_file.read_text())
-    try:
-        os.killpg(pid, signal.SIGTERM)
-        for _ in range(150):
-            os.kill(pid, 0)
-            time.sleep(0.1)
-        os.killpg(pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
+    stop_detached(int(pid_file.read_text()), grace=15)
     pid_file.unlink()
     print("previous demo worker stopped")
 
@@ -103,20 +64,14 @@ def stop_demo(settings: Settings) -> None:
         print("kafka stopped")
 
 
-def _start_worker(settings: Settings, data_dir: Path) -> int:
+def _start_worker(settings: Settings, data_dir: Path) -> WorkerProcess:
     # Every setting, the demo's prefix and broker included: the worker must not read the record itself.
-    env = {**os.environ, **settings.as_env(), "TRACKER_DATA_DIR": str(data_dir / "demo-worker")}
-    log = (data_dir / "demo-worker.log").open("ab")
-    child = subprocess.Popen(
-        [sys.executable, "-m", "tracker", "worker"],
-        env=env,
-        stdout=log,
-        stderr=log,
-        stdin=subprocess.DEVNULL,
-        start_new_session=True,
+    worker = start_worker(
+        settings.model_copy(update={"data_dir": data_dir / "demo-worker"}), data_dir / "demo-worker.log"
     )
-    _pid_file(settings).write_text(f"{child.pid}\n")
-    return child.pid
+    # The worker outlives this command: the next demo, or `tracker demo --stop`, stops it by its pid.
+    _pid_file(settings).write_text(f"{worker.pid}\n")
+    return worker
 
 
 def _resumed(settings: Settings, record: DemoRecord | None) -> Settings | None:
@@ -204,14 +159,10 @@ def run_demo(
     seeded = resumed is not None and record is not None and record.seeded
     to_publish = _read_events(events_paths if events_paths is not None else ([] if seeded else default_events))
     DemoRecord.of(demo, seeded=seeded or bool(to_publish)).write(settings.data_dir)
-    _start_worker(demo, settings.data_dir)
+    worker = _start_worker(demo, settings.data_dir)
     base = f"http://{demo.http_host}:{demo.http_port}"
-    print(f"worker starting on {base} (log: {settings.data_dir / 'demo-worker.log'}) ...")
-    wait_until(
-        "the worker to own every partition",
-        lambda: len(http_json(f"{base}/healthz")["partitions"]) == demo.partitions,
-        timeout=90,
-    )
+    print(f"worker starting on {base} (log: {worker.log}) ...")
+    worker.wait_ready(timeout=90)
     if resumed is not None:
         print(f"resumed the demo on {demo.events_topic} (what was published before is kept)")
     if to_publish:

@@ -8,7 +8,7 @@ import pytest
 
 from tests.conftest import RunningWorker
 from tests.integration.receivers import Receiver
-from tracker.demo import wait_until
+from tracker.polling import wait_until
 from tracker.settings import Settings
 
 

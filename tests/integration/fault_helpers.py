@@ -36,10 +36,10 @@ from tracker.core.decode import decode_event
 from tracker.core.events import Event, EventRetracted
 from tracker.core.fold import Projection
 from tracker.core.signals import derive_signals
-from tracker.demo import http_json
 from tracker.errors import BrokerError, EventValidationError
 from tracker.kafka.broker import LocalBroker
 from tracker.kafka.publisher import BROADCAST_HEADER
+from tracker.polling import http_json
 from tracker.rules_file import build_router, load_rules
 from tracker.settings import Settings
 

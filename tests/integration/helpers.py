@@ -7,7 +7,7 @@ import urllib.request
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from tracker.demo import wait_until
+from tracker.polling import wait_until
 
 Sample = tuple[str, frozenset[tuple[str, str]]]
 

@@ -30,9 +30,9 @@ from tests.conftest import SEED, RunningWorker, launch_worker, unique_settings
 from tests.integration.browser import Chromium
 from tracker.bench.workload import generate
 from tracker.core.decode import decode_event
-from tracker.demo import http_json, wait_until
 from tracker.errors import EventValidationError, TrackerError
 from tracker.kafka.publisher import Publisher
+from tracker.polling import http_json, wait_until
 from tracker.rules_file import build_router
 from tracker.settings import Settings
 

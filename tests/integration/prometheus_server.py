@@ -19,7 +19,7 @@ from typing import Any
 import yaml
 
 from tests.conftest import ROOT, free_port
-from tracker.demo import wait_until
+from tracker.polling import wait_until
 
 __all__ = ["DEPLOY", "PrometheusServer", "config_for", "ensure_installed"]
 

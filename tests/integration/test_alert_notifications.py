@@ -34,8 +34,8 @@ from tests.integration.helpers import post, sample, scrape, wait_for_sample
 from tests.integration.kafka_helpers import read_topic
 from tests.integration.receivers import Received, Receiver
 from tracker.core.subscriptions import verify
-from tracker.demo import http_json, wait_until
 from tracker.errors import TrackerError
+from tracker.polling import http_json, wait_until
 from tracker.settings import Settings
 
 pytestmark = pytest.mark.integration
@@ -293,7 +293,7 @@ def test_replaying_the_log_notifies_nobody_twice(settings_factory, start_worker,
     wait_for_sample(first.url, sample("tracker_notifications_total", outcome="delivered"), lambda v: v >= 3)
 
     # Same app id: the tables come back from their changelogs, offsets from the group.
-    first.stop(signal.SIGTERM)
+    first.stop()
     assert first.process.returncode == 0
     restarted = start_worker(settings)
 
@@ -357,7 +357,7 @@ def test_a_crash_between_transition_and_delivery_loses_no_notification(
     wait_for_transitions(worker.url)
     # The worker has tried, and failed, to reach the receiver.
     wait_for_sample(worker.url, sample("tracker_notifications_total", outcome="retried"), lambda v: v >= 1)
-    worker.stop(signal.SIGKILL)
+    worker.kill()
     assert worker.process.returncode == -signal.SIGKILL
     assert receiver.requests == []
     transitions = [json.loads(record.value) for record in read_topic(settings, settings.alerts_topic, at_least=3)]

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import ROOT, run_cli
-from tracker.demo import wait_until
+from tracker.polling import wait_until
 from tracker.settings import Settings
 
 pytestmark = pytest.mark.integration

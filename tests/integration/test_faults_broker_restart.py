@@ -41,8 +41,8 @@ from tests.integration.kafka_helpers import end_offsets
 from tracker.bench.workload import generate
 from tracker.core.decode import decode_event
 from tracker.core.events import EventRetracted
-from tracker.demo import wait_until
 from tracker.errors import EventValidationError, TrackerError
+from tracker.polling import wait_until
 from tracker.settings import Settings
 
 pytestmark = [pytest.mark.integration, pytest.mark.faults]

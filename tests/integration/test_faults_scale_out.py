@@ -39,8 +39,8 @@ from tests.integration.helpers import sample, scrape
 from tests.integration.kafka_helpers import end_offsets
 from tracker.bench.workload import generate
 from tracker.core.decode import decode_event
-from tracker.demo import wait_until
 from tracker.errors import EventValidationError
+from tracker.polling import wait_until
 from tracker.settings import Settings
 
 pytestmark = [pytest.mark.integration, pytest.mark.faults]
@@ -176,7 +176,7 @@ def test_the_survivor_takes_over_every_partition_and_no_series_is_exported_twice
     read_before_kill = standby_caught_up(first, settings)
 
     # Kill one; more events arrive while the group has not noticed yet.
-    second.stop(signal.SIGKILL)
+    second.kill()
     killed_at = time.monotonic()
     assert second.process.returncode == -signal.SIGKILL
     result = run_cli(settings, "publish", str(tmp_path / "during.jsonl"))

@@ -26,8 +26,8 @@ from tests.integration.kafka_helpers import read_topic
 from tests.integration.receivers import Receiver
 from tracker.bench.workload import generate
 from tracker.core.decode import decode_event
-from tracker.demo import wait_until
 from tracker.errors import EventValidationError
+from tracker.polling import wait_until
 from tracker.settings import Settings
 
 pytestmark = [pytest.mark.integration, pytest.mark.faults]

@@ -42,9 +42,9 @@ from tests.integration.fault_helpers import (
 from tracker.bench.workload import generate
 from tracker.core.decode import decode_event
 from tracker.core.events import Event
-from tracker.demo import wait_until
 from tracker.errors import EventValidationError, PublishError, TrackerError
 from tracker.kafka.publisher import Publisher, Receipt
+from tracker.polling import wait_until
 from tracker.rules_file import build_router
 from tracker.settings import Settings
 
@@ -138,7 +138,7 @@ def test_three_sigkills_while_events_stream_in_lose_nothing_and_count_nothing_tw
         time.sleep(rng.uniform(1.0, 6.0))
         before = health_or_none(worker.url) or {}
         ends, committed = fold_progress(settings)
-        worker.stop(signal.SIGKILL)
+        worker.kill()
         killed_at = time.monotonic()
         assert worker.process.returncode == -signal.SIGKILL
         worker = worker_factory(settings)

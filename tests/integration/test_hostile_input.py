@@ -31,9 +31,10 @@ from tests.integration.helpers import post, sample, scrape, wait_for_sample
 from tests.integration.kafka_helpers import Raw, end_offsets, produce_raw, read_topic
 from tracker.core.decode import decode_event
 from tracker.core.events import content_digest
-from tracker.demo import wait_until
 from tracker.kafka.partitioning import partition_for
+from tracker.polling import wait_until
 from tracker.settings import Settings
+from tracker.worker.launch import log_tail, start_worker
 
 pytestmark = [pytest.mark.integration, pytest.mark.faults]
 
@@ -53,25 +54,13 @@ def corpus_worker(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory
         http_port=free_port(),
         data_dir=data_dir,
     )
-    log = data_dir / "worker.log"
-    process = subprocess.Popen(
-        [sys.executable, "-m", "tracker", "worker"],
-        env=child_env(settings),
-        stdout=log.open("ab"),
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    worker = RunningWorker(settings, process, log)
+    worker = start_worker(settings, data_dir / "worker.log")
     try:
-        wait_until(
-            "the corpus worker to own its partitions",
-            lambda: len((health_or_none(worker.url) or {}).get("partitions", [])) == settings.partitions,
-            timeout=90,
-        )
+        worker.wait_ready()
         yield worker
     finally:
         worker.stop()
-        print(f"--- {log} (exit {process.poll()})\n{log.read_text()[-3000:]}")
+        print(f"--- {worker.log} (exit {worker.process.poll()})\n{log_tail(worker.log)}")
 
 
 def send(url: str, body: bytes) -> tuple[int | None, Any]:

@@ -25,8 +25,8 @@ from tests.conftest import ROOT, RunningWorker
 from tests.integration.fault_helpers import health_or_none, record_figures
 from tests.integration.helpers import post
 from tests.integration.kafka_helpers import read_topic
-from tracker.demo import wait_until
 from tracker.kafka.topics import ensure_topics
+from tracker.polling import wait_until
 from tracker.settings import Settings
 
 pytestmark = [pytest.mark.integration, pytest.mark.faults]

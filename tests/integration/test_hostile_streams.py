@@ -28,7 +28,7 @@ import pytest
 
 from tests.conftest import SEED, RunningWorker
 from tests.integration.helpers import post
-from tracker.demo import wait_until
+from tracker.polling import wait_until
 from tracker.settings import Settings
 
 pytestmark = [pytest.mark.integration, pytest.mark.faults]

@@ -29,8 +29,7 @@ from tests.integration.kafka_helpers import Raw, produce_raw
 from tests.integration.prometheus_server import DEPLOY, PrometheusServer, config_for, ensure_installed
 from tests.integration.receivers import Receiver
 from tests.integration.test_seed_pipeline import EXPECTED
-from tracker.monitoring.dashboards import MARKET_SIGNALS_UID
-from tracker.monitoring.grafana import substitute, targets
+from tracker.monitoring.grafana import MARKET_SIGNALS_UID, substitute, targets
 from tracker.settings import Settings
 
 pytestmark = pytest.mark.integration

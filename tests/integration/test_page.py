@@ -19,7 +19,7 @@ import pytest
 
 from tests.conftest import SEED, RunningWorker, launch_worker, run_cli, unique_settings
 from tests.integration.browser import Chromium, Tab
-from tracker.demo import http_json, wait_until
+from tracker.polling import http_json, wait_until
 
 pytestmark = pytest.mark.integration
 

@@ -12,7 +12,7 @@ import pytest
 
 from tests.conftest import SEED, run_cli
 from tests.integration.helpers import sample, wait_for_sample
-from tracker.demo import http_json, wait_until
+from tracker.polling import http_json, wait_until
 
 pytestmark = pytest.mark.integration
 

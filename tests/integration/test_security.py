@@ -23,7 +23,7 @@ from tests.integration.helpers import sample, scrape, wait_for_sample
 from tests.integration.kafka_helpers import Raw, produce_raw, read_topic
 from tests.integration.receivers import Receiver
 from tracker.core.subscriptions import Subscription
-from tracker.demo import wait_until
+from tracker.polling import wait_until
 
 pytestmark = pytest.mark.integration
 

@@ -88,7 +88,7 @@ def test_signals_json_matches_metrics(settings_factory, worker_factory):
     run_cli(settings, "publish", str(SEED))
     assert_brief_values(worker.url)
 
-    from tracker.demo import http_json
+    from tracker.polling import http_json
 
     document = http_json(f"{worker.url}/v1/signals?name=market_usage&entity=bytedance")
 

@@ -9,7 +9,7 @@ import pytest
 from tests.conftest import SEED, free_port, run_cli
 from tests.integration.helpers import scrape
 from tests.integration.test_seed_pipeline import EXPECTED
-from tracker.demo import wait_until
+from tracker.polling import wait_until
 
 pytestmark = pytest.mark.integration
 

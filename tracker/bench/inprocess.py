@@ -21,7 +21,7 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry
 
-from tracker.bench.runner import expected_signals
+from tracker.bench.correctness import expected_signals
 from tracker.bench.workload import Workload, generate
 from tracker.core.decode import decode_event
 from tracker.core.events import EventRetracted

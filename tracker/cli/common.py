@@ -103,16 +103,28 @@ def show(report: Report, form: str) -> int:
 
 
 def publish_events(settings: Settings, events: Sequence[Event]) -> list[Any]:
-    """Create the topics if missing, publish ``events``; return a receipt or a PublishError for each."""
-    from tracker.kafka.publisher import Publisher
+    """Publish ``events``, creating the topics first on a fresh broker; return a receipt or a PublishError for each."""
+    from tracker.kafka.publisher import TOPIC_MISSING, Publisher
     from tracker.kafka.topics import ensure_topics
 
     progress = Progress(f"publishing to {settings.events_topic}", total=len(events))
 
     async def run() -> list[Any]:
-        await ensure_topics(settings)
-        async with Publisher(settings, build_router(settings)) as publisher:
+        publisher = Publisher(settings, build_router(settings))
+        try:
+            await publisher.start()
+        except PublishError as exc:
+            # Only a broker without the events topic pays for ensure_topics' admin requests
+            # (a create per topic, then describes): once the topics exist, a publish is
+            # one metadata request and the records.
+            if exc.code != TOPIC_MISSING:
+                raise
+            await ensure_topics(settings)
+            await publisher.start()
+        try:
             return list(await publisher.publish(events, progress.update))
+        finally:
+            await publisher.stop()
 
     try:
         return asyncio.run(run()) if events else []

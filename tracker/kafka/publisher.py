@@ -11,22 +11,29 @@ from types import TracebackType
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
+from aiokafka.cluster import ClusterMetadata
 from aiokafka.errors import (
     InvalidProducerEpoch,
+    KafkaConnectionError,
     KafkaError,
     KafkaTimeoutError,
+    NoError,
     OutOfOrderSequenceNumber,
     UnknownProducerId,
+    UnknownTopicOrPartitionError,
+    for_code,
 )
+from aiokafka.protocol.metadata import MetadataRequest
 
 from tracker.core.events import Event
 from tracker.core.routing import Router, series_of
-from tracker.errors import PublishError
+from tracker.errors import InfrastructureError, PublishError
 from tracker.kafka.client_config import client_options
 from tracker.kafka.partitioning import partitioner
+from tracker.kafka.topics import check_partition_count
 from tracker.settings import Settings
 
-__all__ = ["BROADCAST_HEADER", "Publisher", "Receipt", "encode_event"]
+__all__ = ["BROADCAST_HEADER", "TOPIC_MISSING", "Publisher", "Receipt", "encode_event"]
 
 #: Set on each copy of a retraction that a worker sent to every partition.
 BROADCAST_HEADER = ("tracker-route", b"broadcast")
@@ -48,6 +55,9 @@ PRODUCER_STATE_ERRORS = (OutOfOrderSequenceNumber, UnknownProducerId, InvalidPro
 
 #: Error codes that mean the broker cannot be reached: later records are not sent.
 UNREACHABLE_CODES = frozenset({"Timeout", "Unreachable"})
+
+#: The code of the PublishError ``start`` raises when the broker does not know the events topic.
+TOPIC_MISSING = UnknownTopicOrPartitionError.__name__
 
 
 @dataclass(frozen=True)
@@ -90,7 +100,6 @@ class Publisher:
         self.settings = settings
         self.router = router
         self._producer: AIOKafkaProducer | None = None
-        self._partitions: int = settings.partitions
         self._renewing = asyncio.Lock()
         self._stale = False  # the producer's sequence numbers no longer match the broker's
 
@@ -104,7 +113,12 @@ class Publisher:
         await self.stop()
 
     async def start(self) -> None:
-        """Connect to the cluster; raise PublishError when it cannot be reached."""
+        """Connect to the cluster; raise PublishError when it cannot be reached or has no events topic.
+
+        A missing events topic is a PublishError with code TOPIC_MISSING, answered at
+        once: the caller may create the topics (``ensure_topics``) and start again. An
+        events topic with another partition count than the settings' is an InfrastructureError.
+        """
         self._producer = await self._connect()
 
     async def _connect(self) -> AIOKafkaProducer:
@@ -121,15 +135,23 @@ class Publisher:
             partitioner=partitioner,
             client_id=f"{self.settings.app_id}-publisher",
         )
+        topic = self.settings.events_topic
         try:
             await producer.start()
-            partitions = await producer.partitions_for(self.settings.events_topic)
+            partitions = await _partitions_of(producer, topic)
         except KafkaError as exc:
             await producer.stop()
             raise PublishError(
                 f"cannot reach Kafka at {self.settings.bootstrap}: {exc}", code=type(exc).__name__
             ) from exc
-        self._partitions = len(partitions)
+        if partitions is None:
+            await producer.stop()
+            raise PublishError(f"topic {topic} does not exist on {self.settings.bootstrap}", code=TOPIC_MISSING)
+        try:
+            check_partition_count(topic, len(partitions), self.settings.partitions)
+        except InfrastructureError:
+            await producer.stop()
+            raise
         return producer
 
     async def stop(self) -> None:
@@ -248,6 +270,32 @@ class Publisher:
         unreachable = isinstance(exc, KafkaTimeoutError) or (isinstance(exc, KafkaError) and exc.retriable)
         code = "Unreachable" if unreachable else type(exc).__name__
         return PublishError(f"{event.event_id}: not acknowledged: {exc}", code=code)
+
+
+async def _partitions_of(producer: AIOKafkaProducer, topic: str) -> set[int] | None:
+    """Return the partitions of ``topic``, or None if the broker does not know it; one metadata request.
+
+    Auto-creation is off in the request: on a cluster with ``auto.create.topics.enable`` the
+    producer's own lookup (``partitions_for``) would create the topic with the broker's
+    defaults (a 7-day retention on the log of record) instead of ``ensure_topics``' settings,
+    and on one without it would retry for the whole request timeout before giving up.
+    """
+    client = producer.client
+    node = client.get_random_node()
+    if node is None:  # a broker that answered the bootstrap with no broker list: ask the usual way
+        return set(await producer.partitions_for(topic))
+    response = await client.send(node, MetadataRequest([topic], allow_auto_topic_creation=False))
+    error = for_code(response.topics[0][0]) if response.topics else UnknownTopicOrPartitionError
+    if error is UnknownTopicOrPartitionError:
+        return None  # answered here: ClusterMetadata would log it as an error on the user's terminal
+    if error is not NoError:
+        raise error()
+    metadata = ClusterMetadata()
+    metadata.update_metadata(response)
+    partitions = metadata.partitions_for_topic(topic)
+    if partitions is None:
+        raise KafkaConnectionError(f"no broker answered the metadata of {topic}")
+    return set(partitions)
 
 
 def _timed_out(event: Event) -> PublishError:

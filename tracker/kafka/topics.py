@@ -24,7 +24,7 @@ from tracker.errors import InfrastructureError
 from tracker.kafka.client_config import client_options
 from tracker.settings import Settings
 
-__all__ = ["MAX_TABLE_VALUE_BYTES", "ensure_topics", "refused_for_good"]
+__all__ = ["MAX_TABLE_VALUE_BYTES", "check_partition_count", "ensure_topics", "refused_for_good"]
 
 
 async def _described(admin: AIOKafkaAdminClient, names: list[str]) -> list[dict[str, Any]]:
@@ -147,9 +147,17 @@ async def ensure_topics(settings: Settings) -> None:
     finally:
         await admin.close()
     for topic in described:
-        count = len(topic["partitions"])
-        if count != wanted[topic["topic"]]:
-            raise InfrastructureError(
-                f"topic {topic['topic']} has {count} partitions but TRACKER_PARTITIONS is "
-                f"{wanted[topic['topic']]}: use a new TRACKER_TOPIC_PREFIX or the matching count"
-            )
+        check_partition_count(topic["topic"], len(topic["partitions"]), wanted[topic["topic"]])
+
+
+def check_partition_count(topic: str, count: int, wanted: int) -> None:
+    """Raise InfrastructureError if an existing topic has another partition count than the settings'.
+
+    The fold key hashes to a partition out of ``TRACKER_PARTITIONS``: with another count,
+    a fact and its table keys would land on different partitions.
+    """
+    if count != wanted:
+        raise InfrastructureError(
+            f"topic {topic} has {count} partitions but TRACKER_PARTITIONS is "
+            f"{wanted}: use a new TRACKER_TOPIC_PREFIX or the matching count"
+        )

@@ -16,21 +16,34 @@ __all__ = [
     "BUILTIN_VARIABLES",
     "DATASOURCE",
     "DATASOURCE_UID",
+    "MARKET_SIGNALS_UID",
+    "RATE",
+    "TRACKER_HEALTH_UID",
     "Json",
     "Query",
     "Section",
+    "column_links",
     "dashboard",
+    "link",
     "panel",
     "query_variable",
+    "stat",
     "substitute",
+    "table",
     "targets",
     "textbox_variable",
+    "timeseries",
 ]
 
 Json = dict[str, Any]
 
 DATASOURCE_UID = "tracker-prometheus"
 DATASOURCE: Json = {"type": "prometheus", "uid": DATASOURCE_UID}
+# The two dashboards' uids: each links to the other.
+MARKET_SIGNALS_UID = "tracker-market-signals"
+TRACKER_HEALTH_UID = "tracker-health"
+# Grafana's rate window, at least four scrape intervals of the selected range.
+RATE = "$__rate_interval"
 SCHEMA_VERSION = 39
 GRID_WIDTH = 24
 # Grafana fills these in itself; a test run needs a value for each.
@@ -94,6 +107,52 @@ def panel(
         "transformations": list(transformations),
         "type": kind,
     }
+
+
+def link(title: str, url: str) -> Json:
+    """Return a link to ``url`` that opens in the same tab."""
+    return {"targetBlank": False, "title": title, "url": url}
+
+
+def column_links(column: str, *links: Json) -> Json:
+    """Return a field override giving a table column's cells these links."""
+    return {"matcher": {"id": "byName", "options": column}, "properties": [{"id": "links", "value": list(links)}]}
+
+
+def timeseries(title: str, description: str, *queries: Query, unit: str = "short", width: int = 12) -> Json:
+    """Return a time series panel."""
+    return panel("timeseries", title, description, *queries, unit=unit, width=width)
+
+
+def stat(title: str, description: str, *queries: Query, unit: str = "short", width: int = 6) -> Json:
+    """Return a stat panel showing each series' last value."""
+    options: Json = {"reduceOptions": {"calcs": ["lastNotNull"], "fields": "", "values": False}, "textMode": "auto"}
+    return panel("stat", title, description, *queries, unit=unit, width=width, height=6, options=options)
+
+
+def table(
+    title: str,
+    description: str,
+    query: Query,
+    unit: str = "short",
+    width: int = 12,
+    hide: tuple[str, ...] = ("Time",),
+    overrides: tuple[Json, ...] = (),
+) -> Json:
+    """Return a table panel of one instant query, the ``hide`` columns left out."""
+    organize = {"id": "organize", "options": {"excludeByName": dict.fromkeys(hide, True), "renameByName": {}}}
+    options: Json = {"cellHeight": "sm", "showHeader": True}
+    return panel(
+        "table",
+        title,
+        description,
+        query,
+        unit=unit,
+        width=width,
+        options=options,
+        overrides=overrides,
+        transformations=[organize],
+    )
 
 
 def query_variable(name: str, label: str, definition: str, description: str) -> Json:
