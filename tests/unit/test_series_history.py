@@ -8,10 +8,17 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tracker.core.catalogue import Signal
 from tracker.core.dates import PartialDate
 from tracker.core.fold import SeriesValue
-from tracker.core.fx import Rates
+from tracker.core.fx import Rates, rates_key
+from tracker.core.history import signal_history
+from tracker.core.queries import HISTORY_FAMILIES, SignalQuery
+from tracker.core.routing import Router
 from tracker.core.series_kinds import series_history, series_signals
+from tracker.core.signals import derive_signals
+from tracker.rules_file import build_router
+from tracker.settings import Settings
 
 pytestmark = pytest.mark.unit
 
@@ -83,5 +90,36 @@ def test_each_point_of_a_history_is_the_signals_of_the_facts_dated_then_or_earli
     @given(series(kind))
     def law(value: Any) -> None:
         check(kind, value)
+
+    law()
+
+
+def by_prefix(router: Router, state: dict[str, SeriesValue], signal: Signal) -> list[tuple[str, float]]:
+    """Return (date, value) where the signal appears or changes, deriving every prefix of the facts anew."""
+    (key,) = [k for k in state if not k.startswith("#")]
+    live = [payload for event_id, payload in state[key]["facts"].items() if event_id not in state[key]["retracted"]]
+    points: list[tuple[str, float]] = []
+    for date in sorted({PartialDate.parse(payload[1]) for payload in live}, key=lambda date: date.sort_key()):
+        prefix = {**state, key: known_at(state[key], date)}
+        value = next((s.value for s in derive_signals(router, prefix) if s[:2] == signal[:2]), None)
+        if value is not None and (not points or points[-1][1] != value):
+            points.append((str(date), value))
+    return points
+
+
+@pytest.mark.parametrize("kind", sorted(KEYS))
+def test_the_history_api_of_one_series_equals_deriving_each_date_anew(kind: str) -> None:
+    router = build_router(Settings())
+    rates = rates_key(0, "fx-1")
+
+    @laws
+    @given(series(kind))
+    def law(value: Any) -> None:
+        state = {KEYS[kind]: value, rates: {"facts": {"fx-1": ["d", "2023-01", "EUR", 1.1]}, "retracted": {}}}
+        for signal in derive_signals(router, state, trailing=False):
+            if signal.name not in HISTORY_FAMILIES or signal.name == "market_fx_usd_per_unit":
+                continue
+            (history,) = signal_history(router, state, SignalQuery(signal.name, dict(signal.labels)))
+            assert [(p.date, p.value) for p in history.points] == by_prefix(router, state, signal)
 
     law()

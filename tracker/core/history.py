@@ -13,7 +13,9 @@ of the same value makes no point. USD figures convert each fact at the rate
 for its own date, from every rate known, as the present value does.
 
 The last point of a history is the present value (or, with ``as_of``, the
-value as known then). Cost: one derivation per date, over the facts up to it.
+value as known then). Cost: a signal of one series takes one pass over its history
+(``series_history``); a peer ratio or a rate, one derivation per date over the
+facts up to it.
 
 A family is derived from series of known kinds, and the labels a series' key
 names are its signals' labels: ``history_subject`` and ``key_may_feed`` tell a
@@ -34,7 +36,7 @@ from tracker.core.fx import Rates, is_rates_key
 from tracker.core.periods import Period
 from tracker.core.queries import SignalQuery
 from tracker.core.routing import INVESTMENT_METRIC, Router, SeriesId
-from tracker.core.series_kinds import series_signals
+from tracker.core.series_kinds import series_history, series_signals
 from tracker.core.signals import derive_signals
 
 __all__ = ["History", "Point", "history_subject", "key_may_feed", "signal_history"]
@@ -109,7 +111,11 @@ def signal_history(router: Router, state: Mapping[str, SeriesValue], query: Sign
     out = []
     for signal in sorted(present, key=lambda s: s.labels):
         keys = _sources(router, state, signal, feeding)
-        out.append(History(signal.name, dict(signal.labels), _points(router, state, signal, keys)))
+        if len(keys) == 1 and signal.name not in ("market_peer_ratio", "market_fx_usd_per_unit"):
+            points = _series_points(signal, keys[0], state[keys[0]], rates)
+        else:
+            points = _points(router, state, signal, keys)
+        out.append(History(signal.name, dict(signal.labels), points))
     return out
 
 
@@ -168,7 +174,24 @@ def _feeds(signal: Signal, key: str, payload: list[Any]) -> bool:
     return True
 
 
+def _series_points(signal: Signal, key: str, value: SeriesValue, rates: Rates) -> list[Point]:
+    """Return the points of a signal of one series from its history (``series_history``: one pass, not one per date)."""
+    facts: dict[tuple[float, int], list[tuple[str, list[Any]]]] = defaultdict(list)
+    for event_id, payload in live_facts(value):
+        facts[PartialDate.parse(payload[1]).sort_key()].append((event_id, payload))
+    points: list[Point] = []
+    for date, signals in reversed(list(series_history(key, value, rates))):
+        found = _value(signals, signal)
+        if found is None or (points and points[-1].value == found):
+            continue
+        group = sorted(facts[date.sort_key()], key=lambda item: item[0])
+        ids = [event_id for event_id, payload in group if _feeds(signal, key, payload)]
+        points.append(Point(group[0][1][1], found, ids or [event_id for event_id, _ in group]))
+    return points
+
+
 def _points(router: Router, state: Mapping[str, SeriesValue], signal: Signal, keys: list[str]) -> list[Point]:
+    """Return the points of a signal read from several series (a peer ratio) or from the rates, date by date."""
     fx = signal.name == "market_fx_usd_per_unit"
     dated: dict[str, tuple[tuple[float, int], str, str, list[Any]]] = {}
     for key in keys:
