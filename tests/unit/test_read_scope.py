@@ -214,3 +214,31 @@ def test_the_alert_digest_is_read_again_only_when_the_fold_moved() -> None:
 
     assert before.total == unchanged.total == 1
     assert after.total == 2 and after.where == {"x": ["x/r"], "y": ["y/r"]} and after.counts["y"] == 1
+
+
+@pytest.mark.parametrize(
+    ("parse", "params", "parameter"),
+    [
+        (signal_query, [("entity", "byte dance")], "entity"),
+        (signal_query, [("name", "market_chip_units"), ("buyer", "bytedance!")], "buyer"),
+        (fact_query, [("product", "h200 ")], None),
+        (fact_query, [("authority", "us/bis")], "authority"),
+        (signal_query, [("peer", "x" * 65)], "peer"),
+    ],
+)
+def test_a_filter_no_slug_can_match_is_refused_and_names_its_parameter(
+    parse: Any, params: list[tuple[str, str]], parameter: str | None
+) -> None:
+    if parameter is None:  # surrounding spaces are trimmed: a slug still
+        assert parse(params).fields == {"product": "h200"}
+        return
+    with pytest.raises(QueryRefused) as refused:
+        parse(params)
+
+    assert refused.value.parameter == parameter
+    assert "is not a slug" in str(refused.value)
+
+
+def test_a_slug_in_another_case_finds_the_stored_one() -> None:
+    assert signal_query([("entity", "ByteDance")]).labels == {"entity": "bytedance"}
+    assert fact_query([("vendor", "NVIDIA")]).fields == {"vendor": "nvidia"}

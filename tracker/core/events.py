@@ -40,6 +40,7 @@ __all__ = [
     "DATE_PATTERN",
     "DAY_PATTERN",
     "EVENT_MODELS",
+    "SLUG_MAX_LENGTH",
     "ChipDeliveryReported",
     "Event",
     "EventRetracted",
@@ -54,6 +55,7 @@ __all__ = [
 ]
 
 SLUG_PATTERN = r"^[a-z0-9][a-z0-9_-]*$"
+SLUG_MAX_LENGTH = 64
 DATE_PATTERN = r"^[0-9]{4}(-[0-9]{2}(-[0-9]{2})?)?$"
 DAY_PATTERN = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"
 
@@ -81,7 +83,7 @@ def check_http_url(text: str) -> str:
     return text
 
 
-Slug = Annotated[str, Field(pattern=SLUG_PATTERN, min_length=1, max_length=64)]
+Slug = Annotated[str, Field(pattern=SLUG_PATTERN, min_length=1, max_length=SLUG_MAX_LENGTH)]
 DateText = Annotated[
     str,
     Field(pattern=DATE_PATTERN, examples=["2025", "2025-12", "2025-12-04"]),

@@ -11,11 +11,13 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from tracker.core.catalogue import SIGNAL_LABELS
 from tracker.core.dates import PartialDate
+from tracker.core.events import SLUG_MAX_LENGTH, SLUG_PATTERN
 from tracker.core.knowledge import parse_as_of
 from tracker.errors import QueryRefused
 
@@ -78,10 +80,28 @@ DEFAULT_OVERVIEW_ALERTS = 50
 _UPPER = frozenset({"destination", "currency"})
 
 
+#: Filters whose values are slugs: a value no slug can be is refused, not answered with nothing.
+_SLUGS = frozenset({"entity", "peer", "metric", "buyer", "vendor", "product", "authority"})
+_SLUG = re.compile(SLUG_PATTERN)
+
+
 def normalize(name: str, value: str) -> str:
-    """Return a filter value as stored: upper case for destination and currency, else lower case."""
+    """Return a filter value as stored: upper case for destination and currency, else lower case.
+
+    Slugs are compared in lower case (``ByteDance`` finds ``bytedance``); a value that
+    is no slug even then (``byte dance``) is refused with what a slug is made of.
+    """
     value = value.strip()
-    return value.upper() if name in _UPPER else value.lower()
+    if name in _UPPER:
+        return value.upper()
+    value = value.lower()
+    if name in _SLUGS and (not _SLUG.match(value) or len(value) > SLUG_MAX_LENGTH):
+        raise QueryRefused(
+            name,
+            f"{value!r} is not a slug: up to {SLUG_MAX_LENGTH} lower-case letters, digits, '-' and '_',"
+            " starting with a letter or digit (for example 'bytedance')",
+        )
+    return value
 
 
 def _single(params: Iterable[tuple[str, str]], accepted: Iterable[str]) -> dict[str, str]:
