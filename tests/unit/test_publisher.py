@@ -65,10 +65,23 @@ class StandInProducer:
         return future
 
 
+def handing_over(*producers: StandInProducer) -> Any:
+    """Return a ``connect`` for the publisher that hands over ``producers`` one per connection."""
+    queue = list(producers)
+
+    async def connect(settings: Settings) -> StandInProducer:
+        return queue.pop(0)
+
+    return connect
+
+
 def publish(producer: StandInProducer, router: Router, events: list[Event]) -> list[Receipt | PublishError]:
-    publisher = Publisher(Settings(), router)
-    publisher._producer = producer  # type: ignore[assignment]
-    return asyncio.run(publisher.publish(events))
+    async def run() -> list[Receipt | PublishError]:
+        publisher = Publisher(Settings(), router, connect=handing_over(producer))
+        await publisher.start()
+        return await publisher.publish(events)
+
+    return asyncio.run(run())
 
 
 @pytest.fixture
@@ -150,24 +163,18 @@ def test_a_producer_out_of_step_with_the_broker_is_replaced_before_the_next_publ
 ) -> None:
     broken = StandInProducer(lambda n: OutOfOrderSequenceNumber())
     broken.stop = lambda: asyncio.sleep(0)  # type: ignore[attr-defined]
-    replacements: list[StandInProducer] = []
-
-    async def connect(self: Publisher) -> StandInProducer:
-        replacements.append(StandInProducer())
-        return replacements[-1]
-
-    monkeypatch.setattr(Publisher, "_connect", connect)
-    publisher = Publisher(Settings(), router)
-    publisher._producer = broken  # type: ignore[assignment]
+    replacement = StandInProducer()
+    publisher = Publisher(Settings(), router, connect=handing_over(broken, replacement))
 
     async def twice() -> tuple[list[Receipt | PublishError], list[Receipt | PublishError]]:
+        await publisher.start()
         return await publisher.publish(events[:2]), await publisher.publish(events[2:4])
 
     first, second = asyncio.run(twice())
 
     assert [getattr(receipt, "code", None) for receipt in first] == ["OutOfOrderSequenceNumber"] * 2
     assert all(isinstance(receipt, Receipt) for receipt in second)
-    assert len(replacements) == 1 and replacements[0].sent == 2
+    assert replacement.sent == 2
 
 
 # --- the record value -----------------------------------------------------------------------

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
@@ -33,7 +33,7 @@ from tracker.kafka.partitioning import partitioner
 from tracker.kafka.topics import check_partition_count
 from tracker.settings import Settings
 
-__all__ = ["BROADCAST_HEADER", "TOPIC_MISSING", "Publisher", "Receipt", "encode_event"]
+__all__ = ["BROADCAST_HEADER", "TOPIC_MISSING", "Connect", "Publisher", "Receipt", "connect_producer", "encode_event"]
 
 #: Set on each copy of a retraction that a worker sent to every partition.
 BROADCAST_HEADER = ("tracker-route", b"broadcast")
@@ -93,12 +93,18 @@ def record_key(router: Router, event: Event) -> str:
     return router.fold_key(series.subject)
 
 
+#: Connect a started producer for the events topic (the Kafka client, or a test's stand-in).
+Connect = Callable[[Settings], Awaitable[AIOKafkaProducer]]
+
+
 class Publisher:
     """An idempotent producer for the events topic; use it as an async context manager."""
 
-    def __init__(self, settings: Settings, router: Router) -> None:
+    def __init__(self, settings: Settings, router: Router, connect: Connect | None = None) -> None:
         self.settings = settings
         self.router = router
+        # The seam where a test hands over a stand-in for the Kafka client.
+        self.connect: Connect = connect or connect_producer
         self._producer: AIOKafkaProducer | None = None
         self._renewing = asyncio.Lock()
         self._stale = False  # the producer's sequence numbers no longer match the broker's
@@ -119,40 +125,7 @@ class Publisher:
         once: the caller may create the topics (``ensure_topics``) and start again. An
         events topic with another partition count than the settings' is an InfrastructureError.
         """
-        self._producer = await self._connect()
-
-    async def _connect(self) -> AIOKafkaProducer:
-        # acks=all + idempotence: an acknowledged record is on every in-sync replica,
-        # exactly once per producer session. linger batches records for throughput;
-        # request_timeout bounds how long a caller waits while the broker is away.
-        producer = AIOKafkaProducer(
-            **client_options(self.settings),
-            acks="all",
-            enable_idempotence=True,
-            linger_ms=5,
-            max_batch_size=256 * 1024,
-            request_timeout_ms=15000,
-            partitioner=partitioner,
-            client_id=f"{self.settings.app_id}-publisher",
-        )
-        topic = self.settings.events_topic
-        try:
-            await producer.start()
-            partitions = await _partitions_of(producer, topic)
-        except KafkaError as exc:
-            await producer.stop()
-            raise PublishError(
-                f"cannot reach Kafka at {self.settings.bootstrap}: {exc}", code=type(exc).__name__
-            ) from exc
-        if partitions is None:
-            await producer.stop()
-            raise PublishError(f"topic {topic} does not exist on {self.settings.bootstrap}", code=TOPIC_MISSING)
-        try:
-            check_partition_count(topic, len(partitions), self.settings.partitions)
-        except InfrastructureError:
-            await producer.stop()
-            raise
-        return producer
+        self._producer = await self.connect(self.settings)
 
     async def stop(self) -> None:
         """Flush and disconnect; give up on the flush after STOP_SECONDS.
@@ -202,7 +175,7 @@ class Publisher:
             if not self._stale:
                 return  # another caller renewed it
             # The new producer first: a publish running meanwhile keeps a working one.
-            fresh = await self._connect()
+            fresh = await self.connect(self.settings)
             stale, self._producer, self._stale = self._producer, fresh, False
             if stale is not None:
                 await _close(stale)
@@ -270,6 +243,39 @@ class Publisher:
         unreachable = isinstance(exc, KafkaTimeoutError) or (isinstance(exc, KafkaError) and exc.retriable)
         code = "Unreachable" if unreachable else type(exc).__name__
         return PublishError(f"{event.event_id}: not acknowledged: {exc}", code=code)
+
+
+async def connect_producer(settings: Settings) -> AIOKafkaProducer:
+    """Return a started producer for the events topic; raise PublishError if the cluster or the topic is missing."""
+    # acks=all + idempotence: an acknowledged record is on every in-sync replica,
+    # exactly once per producer session. linger batches records for throughput;
+    # request_timeout bounds how long a caller waits while the broker is away.
+    producer = AIOKafkaProducer(
+        **client_options(settings),
+        acks="all",
+        enable_idempotence=True,
+        linger_ms=5,
+        max_batch_size=256 * 1024,
+        request_timeout_ms=15000,
+        partitioner=partitioner,
+        client_id=f"{settings.app_id}-publisher",
+    )
+    topic = settings.events_topic
+    try:
+        await producer.start()
+        partitions = await _partitions_of(producer, topic)
+    except KafkaError as exc:
+        await producer.stop()
+        raise PublishError(f"cannot reach Kafka at {settings.bootstrap}: {exc}", code=type(exc).__name__) from exc
+    if partitions is None:
+        await producer.stop()
+        raise PublishError(f"topic {topic} does not exist on {settings.bootstrap}", code=TOPIC_MISSING)
+    try:
+        check_partition_count(topic, len(partitions), settings.partitions)
+    except InfrastructureError:
+        await producer.stop()
+        raise
+    return producer
 
 
 async def _partitions_of(producer: AIOKafkaProducer, topic: str) -> set[int] | None:
