@@ -21,6 +21,7 @@ H200_ORDER = "seed-03-bytedance-h200-test-order"
 TOKENS = {"name": "market_usage", "entity": "bytedance", "metric": "tokens_per_day"}
 SEED_RULES = ["export-rule-change-china", "peer-overtake-tokens", "usage-growth-stalled"]
 
+RawFactory = Callable[..., dict[str, Any]]
 Serve = Callable[..., Awaitable[tuple[InProcessWorker, TestClient[Any, Any]]]]
 
 
@@ -189,16 +190,11 @@ async def test_a_posted_record_missing_a_field_is_a_422_naming_it_and_nothing_is
     assert worker.publisher.published == []
 
 
-async def test_a_posted_retraction_is_published_and_once_folded_resolves_the_crossing(serve: Serve) -> None:
+async def test_a_posted_retraction_is_published_and_once_folded_resolves_the_crossing(
+    serve: Serve, raw_event_factory: RawFactory
+) -> None:
     worker, client = await serve()
-    retraction = {
-        "type": "event.retracted",
-        "id": "retract-09",
-        "target_id": DECEMBER,
-        "reason": "figure misread",
-        "occurred_on": "2026-01",
-        "source": {"name": "desk"},
-    }
+    retraction = raw_event_factory("event.retracted", id="retract-09", target_id=DECEMBER, occurred_on="2026-01")
 
     response = await client.post("/v1/events", data=json.dumps(retraction))
     answer = await response.json()
@@ -216,19 +212,11 @@ async def test_a_posted_retraction_is_published_and_once_folded_resolves_the_cro
 # --- tokens, health, the page ----------------------------------------------------------------------------
 
 
-async def test_with_a_token_configured_writes_need_it_and_reads_stay_open(serve: Serve) -> None:
+async def test_with_a_token_configured_writes_need_it_and_reads_stay_open(
+    serve: Serve, raw_event_factory: RawFactory
+) -> None:
     worker, client = await serve(TRACKER_API_TOKENS=TOKEN)
-    body = json.dumps(
-        {
-            "type": "usage.reported",
-            "id": "doubao-mau-2025-11",
-            "entity": "doubao",
-            "metric": "mau",
-            "value": {"value": 161e6, "unit": "users"},
-            "occurred_on": "2025-11",
-            "source": {"name": "QuestMobile"},
-        }
-    )
+    body = json.dumps(raw_event_factory("usage.reported", id="bytedance-tokens-2026-01", occurred_on="2026-01"))
 
     anonymous = await client.post("/v1/events", data=body)
     wrong = await client.post("/v1/events", data=body, headers={"Authorization": "Bearer not-the-token-at-all"})
@@ -238,7 +226,7 @@ async def test_with_a_token_configured_writes_need_it_and_reads_stay_open(serve:
     assert anonymous.status == 401 and anonymous.headers["WWW-Authenticate"] == 'Bearer realm="tracker"'
     assert wrong.status == 403
     assert allowed.status == 202
-    assert [event.event_id for event in worker.publisher.published] == ["doubao-mau-2025-11"]
+    assert [event.event_id for event in worker.publisher.published] == ["bytedance-tokens-2026-01"]
     assert read.status == 200
 
 
