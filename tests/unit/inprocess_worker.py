@@ -26,7 +26,7 @@ from tracker.rules_file import build_router, load_rules
 from tracker.settings import Settings
 from tracker.worker.alerting import Alerting
 from tracker.worker.api import Ingestion
-from tracker.worker.folding import BatchFolder
+from tracker.worker.folding import BatchFolder, Incoming
 from tracker.worker.index import TableIndex
 from tracker.worker.metrics import PipelineMetrics
 from tracker.worker.notifications import Notifications
@@ -106,7 +106,8 @@ class InProcessWorker:
         """Append records to the log as the publisher would route them, then fold them in one batch."""
         values = [line for line in lines if line.strip()]
         records = route(self.state.router, Workload(records=values), self.settings.partitions)
-        placed = [record._replace(offset=record.offset + self.appended) for record in records]
+        # route() numbers records from 0: offsets continue after what the log holds already.
+        placed = [Incoming(r.topic, r.partition, r.offset + self.appended, *r[3:]) for r in records]
         self.appended += len(values)
         self.log.records.update({(record.partition, record.offset): record.value or b"" for record in placed})
         await self.folder.fold(placed)
