@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -124,6 +125,18 @@ class Settings(BaseSettings):
         if self.kafka_ssl_certfile is None and (self.kafka_ssl_keyfile or self.kafka_ssl_key_password):
             raise ValueError("kafka_ssl_keyfile and kafka_ssl_key_password need kafka_ssl_certfile")
         return self
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> Settings:
+        """Build settings from ``env``'s TRACKER_* variables alone, not from the process's environment.
+
+        The same values as ``Settings()`` reads from ``os.environ`` (names are case-insensitive,
+        unknown ones ignored): a caller running the CLI in-process hands it an environment of its own.
+        """
+        prefix = cls.model_config.get("env_prefix", "")
+        values = {name[len(prefix) :].lower(): value for name, value in env.items() if name.upper().startswith(prefix)}
+        # model_validate skips BaseSettings.__init__, so os.environ is not read; the validators all run.
+        return cls.model_validate(values)
 
     @property
     def api_tokens_configured(self) -> bool:

@@ -11,17 +11,15 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Sequence
 from typing import Any
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from tests.unit.inprocess_worker import RecordingPublisher
 from tracker.core.decode import MAX_RECORD_ERRORS, Record, parse_json, split_records, validate_event
-from tracker.core.events import Event
-from tracker.errors import EventValidationError, InputFormatError, PublishError, TooManyRecords
-from tracker.kafka.publisher import Receipt
+from tracker.errors import EventValidationError, InputFormatError, TooManyRecords
 from tracker.settings import Settings
 from tracker.worker.api import LISTED_REJECTIONS, Ingestion, ingest_body
 
@@ -41,31 +39,8 @@ def usage(number: int) -> dict[str, Any]:
     return {**USAGE, "id": f"usage-{number}"}
 
 
-class FakePublisher:
-    """Acknowledge every event at the next offset of partition 0, or fail them all."""
-
-    def __init__(self, fail: bool = False) -> None:
-        self.fail = fail
-        self.published: list[Event] = []
-
-    async def start(self) -> None:
-        pass
-
-    async def stop(self) -> None:
-        pass
-
-    async def publish(self, events: Sequence[Event]) -> list[Receipt | PublishError]:
-        if self.fail:
-            return [PublishError("broker unreachable") for _ in events]
-        receipts: list[Receipt | PublishError] = []
-        for event in events:
-            receipts.append(Receipt(event.event_id, ((0, len(self.published)),)))
-            self.published.append(event)
-        return receipts
-
-
 def ingestion(cap: int = 10_000, fail: bool = False) -> Ingestion:
-    return Ingestion(Settings(max_records_per_request=cap), FakePublisher(fail))  # type: ignore[arg-type]
+    return Ingestion(Settings(max_records_per_request=cap), RecordingPublisher(fail))
 
 
 def expected_records(text: str) -> list[Record]:

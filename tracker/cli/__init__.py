@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import TextIO
 
 from tracker.cli import operate, reports, subscriptions
 from tracker.cli.common import EXIT_UNAVAILABLE, EXIT_USAGE
@@ -30,16 +32,35 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line; return the exit status."""
+def main(
+    argv: Sequence[str] | None = None,
+    *,
+    env: Mapping[str, str] | None = None,
+    stdout: TextIO | None = None,
+    stderr: TextIO | None = None,
+) -> int:
+    """Run the command line; return the exit status.
+
+    ``env`` replaces the process's environment as the source of the TRACKER_* settings, and
+    ``stdout``/``stderr`` receive what the command prints, so a test (or another program) runs
+    a command in-process. A usage error returns its status (2) rather than exiting.
+    """
+    with contextlib.redirect_stdout(stdout or sys.stdout), contextlib.redirect_stderr(stderr or sys.stderr):
+        return _run(argv, env)
+
+
+def _run(argv: Sequence[str] | None, env: Mapping[str, str] | None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
-    check = getattr(args, "check", None)
-    problem = check(args) if callable(check) else None
-    if problem:
-        args.parser.error(problem)  # a usage error, like argparse's own: usage, the problem, exit 2
     try:
-        settings = Settings()
+        args = parser.parse_args(argv)
+        check = getattr(args, "check", None)
+        problem = check(args) if callable(check) else None
+        if problem:
+            args.parser.error(problem)  # a usage error, like argparse's own: usage, the problem, exit 2
+    except SystemExit as exc:  # argparse exits on a usage error (2) and after --help (0)
+        return exc.code if isinstance(exc.code, int) else 0
+    try:
+        settings = Settings() if env is None else Settings.from_env(env)
     except Exception as exc:  # pydantic reports every bad TRACKER_* variable at once
         print(f"invalid settings: {exc}", file=sys.stderr)
         return EXIT_USAGE

@@ -3,17 +3,26 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from tracker.core.catalogue import Signal
 from tracker.core.decode import Record, split_records
+from tracker.core.events import Event
 from tracker.errors import InputFormatError, PublishError, TooManyRecords
-from tracker.kafka.publisher import Publisher, Receipt
+from tracker.kafka.publisher import Receipt
 from tracker.settings import Settings
 
-__all__ = ["LISTED_REJECTIONS", "Ingestion", "TooLarge", "ingest_body", "read_limited", "signals_document"]
+__all__ = [
+    "LISTED_REJECTIONS",
+    "EventPublisher",
+    "Ingestion",
+    "TooLarge",
+    "ingest_body",
+    "read_limited",
+    "signals_document",
+]
 
 #: Rejected records an answer lists in full; the others are counted in ``rejected`` and ``omitted``.
 LISTED_REJECTIONS = 100
@@ -39,16 +48,30 @@ async def read_limited(content: Any, limit: int) -> bytes:
         chunks.append(chunk)
 
 
+class EventPublisher(Protocol):
+    """What ingestion publishes through: ``tracker.kafka.publisher.Publisher``, or a test's recorder."""
+
+    async def start(self) -> None:
+        """Connect; raise PublishError when the cluster cannot be reached."""
+
+    async def stop(self) -> None:
+        """Disconnect."""
+
+    async def publish(self, events: Sequence[Event]) -> list[Receipt | PublishError]:
+        """Send events in order; return a receipt or the error for each."""
+        ...
+
+
 @dataclass
 class Ingestion:
     """Validate and publish posted events, one lazily started publisher per worker."""
 
     settings: Settings
-    publisher: Publisher
+    publisher: EventPublisher
     _started: bool = False
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
-    async def publisher_ready(self) -> Publisher:
+    async def publisher_ready(self) -> EventPublisher:
         """Start the publisher on first use."""
         async with self._lock:
             if not self._started:

@@ -17,7 +17,6 @@ import logging
 import os
 import signal
 import time
-from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,17 +25,11 @@ import orjson
 from faust.sensors.prometheus import setup_prometheus_sensors
 from prometheus_client import CollectorRegistry
 
-from tracker.core.catalogue import Signal
-from tracker.core.fold import count_tombstones
-from tracker.core.knowledge import known_state
-from tracker.core.routing import Router
-from tracker.core.rules import RuleSet
-from tracker.core.signals import derive_signals
 from tracker.kafka.client_config import faust_credentials
 from tracker.kafka.committing import CommittingConsumer
 from tracker.kafka.lag import LagProbe
 from tracker.kafka.log_reader import LogReader
-from tracker.kafka.partitioning import partition_for, partitioner
+from tracker.kafka.partitioning import partitioner
 from tracker.kafka.publisher import Publisher
 from tracker.kafka.topics import MAX_TABLE_VALUE_BYTES, refused_for_good
 from tracker.rules_file import build_router, load_rules
@@ -54,11 +47,11 @@ from tracker.worker.metrics import (
     PipelineMetrics,
     SignalCollector,
     TombstoneCollector,
-    owned_state,
 )
 from tracker.worker.notifications import Notifications
 from tracker.worker.reads import Reads
 from tracker.worker.routes import install_routes
+from tracker.worker.state import WorkerState
 from tracker.worker.tables import ROCKSDB_OPTIONS, JsonTable, RecordedTable
 
 __all__ = ["Worker", "build_worker"]
@@ -80,49 +73,18 @@ SEND_RETRY_SECONDS = 1.0
 
 @dataclass
 class Worker:
-    """A built worker: the Faust app plus what tests and the CLI need to reach."""
+    """A built worker: the Faust app, what it folds into (read by the routes and collectors), its metrics."""
 
     app: faust.App
-    settings: Settings
-    router: Router
-    rules: RuleSet
-    table: Mapping[str, Any]
-    groups: Mapping[str, Any]
+    state: WorkerState
     registry: CollectorRegistry
-    progress: Callable[[], dict[str, int | bool]]
-    index: TableIndex | None = None
 
-    def owned_partitions(self) -> set[int]:
-        """Return the events-topic partitions this worker folds now (active, and recovered)."""
-        if _settling(self.app):
-            return set()
-        actives = self.app.assignor.assigned_actives()
-        return {tp.partition for tp in actives if tp.topic == self.settings.events_topic}
 
-    def signals(self, entity: str | None = None, as_of: str | None = None) -> list[Signal]:
-        """Derive the signals of the keys this worker owns (only ``entity``'s fold group), as known on ``as_of``."""
-        if entity is None:
-            owned = owned_state(self.table, self.owned_partitions(), self.settings.partitions)
-            return derive_signals(self.router, known_state(owned, as_of))
-        fold_key = self.router.fold_key(entity)
-        if partition_for(fold_key, self.settings.partitions) not in self.owned_partitions():
-            return []
-        return derive_signals(self.router, known_state(self.group_state(fold_key), as_of))
-
-    def group_state(self, fold_key: str) -> dict[str, Any]:
-        """Return the stored series of one fold group (its partition must be one this worker holds)."""
-        assert self.index is not None
-        return {key: value for key in self.index.group(fold_key) if (value := self.table.get(key)) is not None}
-
-    def tombstones(self) -> dict[int, int]:
-        """Return, per owned partition, how many retracted ids it keeps tombstones for."""
-        return {partition: count_tombstones(self.table.get, partition) for partition in self.owned_partitions()}
-
-    def alerts(self) -> list[dict[str, Any]]:
-        """Return the pending and firing alerts (with provenance) of the groups this worker owns."""
-        owned = owned_state(self.groups, self.owned_partitions(), self.settings.partitions)
-        entries = [entry for group in owned.values() for entry in group["alerts"].values()]
-        return sorted(entries, key=lambda entry: (entry["alert"]["rule"], entry["alert"]["fingerprint"]))
+def _owned_partitions(app: faust.App, events_topic: str) -> set[int]:
+    """Return the events-topic partitions the app folds now (active, and recovered)."""
+    if _settling(app):
+        return set()
+    return {tp.partition for tp in app.assignor.assigned_actives() if tp.topic == events_topic}
 
 
 def _settling(app: faust.App) -> bool:
@@ -205,11 +167,13 @@ def build_worker(settings: Settings) -> Worker:
     groups = JsonTable(table("groups"), settings.partitions)
     lag = LagProbe(settings, settings.faust_app_id)
     index = TableIndex(series, settings.partitions)
-    worker = Worker(app, settings, router, rules, series, groups, registry, progress=dict, index=index)
-    registry.register(SignalCollector(router, worker.signals))
-    registry.register(AlertCollector(worker.alerts))
-    registry.register(LagCollector(settings.events_topic, lambda: lag.lag, worker.owned_partitions))
-    registry.register(TombstoneCollector(worker.tombstones))
+    state = WorkerState(
+        settings, router, rules, series, groups, index, lambda: _owned_partitions(app, settings.events_topic)
+    )
+    registry.register(SignalCollector(router, state.signals))
+    registry.register(AlertCollector(state.alerts))
+    registry.register(LagCollector(settings.events_topic, lambda: lag.lag, state.owned_partitions))
+    registry.register(TombstoneCollector(state.tombstones))
     setup_prometheus_sensors(app, pattern="/metrics", registry=registry, name_prefix="faust")
 
     async def send(
@@ -305,7 +269,7 @@ def build_worker(settings: Settings) -> Worker:
 
     app.agent(events_topic, name="fold")(fold)
 
-    worker.progress = lambda: {
+    state.progress = lambda: {
         "folded": folder.folded,
         "records": folder.records,
         # Whether Faust is still reading the changelogs: cheap to ask, unlike deriving every
@@ -337,12 +301,13 @@ def build_worker(settings: Settings) -> Worker:
 
     async def remind() -> None:
         if notifications.ready.is_set() and notifications.wants_reminders():
-            notifications.remind(worker.alerts(), time.time())
+            notifications.remind(state.alerts(), time.time())
 
     app.timer(1.0, name="remind")(remind)
     ingestion = Ingestion(settings, Publisher(settings, router))
     log = LogReader(settings, settings.events_topic)
-    install_routes(app, worker, ingestion, notifications, Reads(worker, log))
+    # Faust's aiohttp driver, the one the worker runs, holds the aiohttp application.
+    install_routes(app.web.web_app, state, ingestion, notifications, Reads(state, log))  # type: ignore[attr-defined]
 
     @app.service
     class WorkerServices(faust.Service):
@@ -360,7 +325,7 @@ def build_worker(settings: Settings) -> Worker:
             await ingestion.close()
             await log.close()
 
-    return worker
+    return Worker(app, state, registry)
 
 
 def _warn_if_open(settings: Settings) -> None:

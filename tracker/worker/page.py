@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 
-import faust
-from faust.web import Request, Response, View
+from aiohttp import web
 
 from tracker.page import LIBRARY_PATH, SCRIPT_PATH, Asset, MissingLibrary, load_assets
 
@@ -14,7 +14,7 @@ __all__ = ["install_page"]
 logger = logging.getLogger(__name__)
 
 
-def install_page(app: faust.App) -> None:
+def install_page(web_app: web.Application) -> None:
     """Register ``/`` and the page's scripts; without the vendored library, ``/`` explains what is missing."""
     try:
         assets = load_assets()
@@ -22,36 +22,24 @@ def install_page(app: faust.App) -> None:
         logger.warning("the page at / is unavailable: %s", exc)
         missing = str(exc)
 
-        @app.page("/")
-        class Unavailable(View):
-            async def get(self, request: Request) -> Response:
-                """Say why the page cannot be served."""
-                return self.text(f"The page is unavailable: {missing}\n", status=503)
+        async def unavailable(request: web.Request) -> web.StreamResponse:
+            """Say why the page cannot be served."""
+            return web.Response(text=f"The page is unavailable: {missing}\n", status=503)
 
+        web_app.router.add_get("/", unavailable)
         return
     headers = assets.headers()
 
-    def answer(view: View, request: Request, asset: Asset) -> Response:
-        if request.headers.get("If-None-Match") == asset.etag:
-            return view.bytes(b"", status=304, headers={**headers, "ETag": asset.etag})
-        # In the headers, not content_type=: aiohttp refuses a charset in that argument.
-        content_type = f"{asset.content_type}; charset=utf-8"
-        return view.bytes(asset.body, headers={**headers, "ETag": asset.etag, "Content-Type": content_type})
+    def serve(asset: Asset) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+        async def answer(request: web.Request) -> web.StreamResponse:
+            """Return the asset, or 304 when the client holds this version."""
+            if request.headers.get("If-None-Match") == asset.etag:
+                return web.Response(body=b"", status=304, headers={**headers, "ETag": asset.etag})
+            # In the headers, not content_type=: aiohttp refuses a charset in that argument.
+            content_type = f"{asset.content_type}; charset=utf-8"
+            return web.Response(body=asset.body, headers={**headers, "ETag": asset.etag, "Content-Type": content_type})
 
-    @app.page("/")
-    class Page(View):
-        async def get(self, request: Request) -> Response:
-            """Return the page."""
-            return answer(self, request, assets.files["/"])
+        return answer
 
-    @app.page(SCRIPT_PATH)
-    class Script(View):
-        async def get(self, request: Request) -> Response:
-            """Return the page's script."""
-            return answer(self, request, assets.files[SCRIPT_PATH])
-
-    @app.page(LIBRARY_PATH)
-    class Library(View):
-        async def get(self, request: Request) -> Response:
-            """Return the charting library."""
-            return answer(self, request, assets.files[LIBRARY_PATH])
+    for path in ("/", SCRIPT_PATH, LIBRARY_PATH):
+        web_app.router.add_get(path, serve(assets.files[path]))

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 from itertools import islice
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from tracker.core.alerts import Alert, evaluate
 from tracker.core.catalogue import Signal
@@ -51,53 +51,59 @@ from tracker.core.queries import (
 )
 from tracker.core.signals import derive_signals
 from tracker.errors import EventValidationError
-from tracker.kafka.log_reader import LogReader
 from tracker.kafka.partitioning import partition_for
 from tracker.worker.alert_digest import AlertDigest
 from tracker.worker.metrics import owned_state
 
 if TYPE_CHECKING:
-    from tracker.worker.app import Worker
+    from tracker.worker.state import WorkerState
 
-__all__ = ["Reads"]
+__all__ = ["Reads", "RecordLog"]
 
 #: The labels naming a signal's subject: /v1/signals naming one derives only its fold group.
 _SUBJECT_LABELS = ("entity", "buyer", "authority", "peer")
 
 
+class RecordLog(Protocol):
+    """Where the documents of facts are read back by position: the events topic (``LogReader``)."""
+
+    async def read(self, positions: Iterable[tuple[int, int]]) -> dict[tuple[int, int], bytes]:
+        """Return the value of each record found at the given (partition, offset) positions."""
+        ...
+
+
 class Reads:
     """Answer the read endpoints from one worker's tables and the events topic."""
 
-    def __init__(self, worker: Worker, log: LogReader) -> None:
-        self.worker = worker
+    def __init__(self, state: WorkerState, log: RecordLog) -> None:
+        self.state = state
         self.log = log
-        self.topic = worker.settings.events_topic
-        self.partitions = worker.settings.partitions
+        self.topic = state.settings.events_topic
+        self.partitions = state.settings.partitions
         self.digest = AlertDigest(
-            lambda: owned_state(worker.groups, worker.owned_partitions(), self.partitions),
+            lambda: owned_state(state.groups, state.owned_partitions(), self.partitions),
             # The fold's counters move when a batch is written (its alerts with it), the partitions on a rebalance.
-            lambda: (tuple(sorted(worker.progress().items())), frozenset(worker.owned_partitions())),
+            lambda: (tuple(sorted(state.progress().items())), frozenset(state.owned_partitions())),
         )
 
     def _owned(self) -> dict[str, SeriesValue]:
-        return owned_state(self.worker.table, self.worker.owned_partitions(), self.partitions)
+        return owned_state(self.state.table, self.state.owned_partitions(), self.partitions)
 
     def _subject_state(self, subjects: frozenset[str]) -> dict[str, SeriesValue]:
         """Return the fold groups of ``subjects`` that this worker owns."""
-        owned = self.worker.owned_partitions()
+        owned = self.state.owned_partitions()
         state: dict[str, SeriesValue] = {}
-        for fold_key in sorted({self.worker.router.fold_key(subject) for subject in subjects}):
+        for fold_key in sorted({self.state.router.fold_key(subject) for subject in subjects}):
             if partition_for(fold_key, self.partitions) in owned:
-                state.update(self.worker.group_state(fold_key))
+                state.update(self.state.group_state(fold_key))
         return state
 
     def _keys(self, wanted: Callable[[str], bool]) -> dict[str, SeriesValue]:
         """Return the owned series and rates keys ``wanted`` accepts, decoding only their values."""
-        assert self.worker.index is not None
-        table = self.worker.table
+        table = self.state.table
         state = {}
-        for partition in sorted(self.worker.owned_partitions()):
-            for key in self.worker.index.keys(partition):
+        for partition in sorted(self.state.owned_partitions()):
+            for key in self.state.index.keys(partition):
                 if wanted(key) and (value := table.get(key)) is not None:
                     state[key] = value
         return state
@@ -106,7 +112,7 @@ class Reads:
         """Return the signals of the owned partitions as known on ``query.as_of``, filtered by ``query``."""
         # Every signal about an entity, a buyer, an authority or a peer is derived in its fold group.
         subject = next((query.labels[name] for name in _SUBJECT_LABELS if name in query.labels), None)
-        signals = self.worker.signals(subject, query.as_of)
+        signals = self.state.signals(subject, query.as_of)
         return [signal for signal in signals if _matches(signal, query)]
 
     def history(self, query: SignalQuery) -> dict[str, Any]:
@@ -117,7 +123,7 @@ class Reads:
         else:
             state = self._keys(lambda key: key_may_feed(key, query))
         state = known_state(state, query.as_of)
-        return {"series": [item.to_json() for item in signal_history(self.worker.router, state, query)]}
+        return {"series": [item.to_json() for item in signal_history(self.state.router, state, query)]}
 
     async def facts(self, query: FactQuery) -> dict[str, Any]:
         """Return a page of /v1/facts, documents read from the log."""
@@ -163,10 +169,9 @@ class Reads:
 
     def overview(self, query: OverviewQuery) -> dict[str, Any]:
         """Return /v1/overview's document: a page of entities with their latest figures, the most severe alerts."""
-        assert self.worker.index is not None
         subjects: set[str] = set()
-        for partition in sorted(self.worker.owned_partitions()):
-            subjects.update(filter(None, map(key_subject, self.worker.index.keys(partition))))
+        for partition in sorted(self.state.owned_partitions()):
+            subjects.update(filter(None, map(key_subject, self.state.index.keys(partition))))
         slugs, total, rest = entities_page(subjects, query.q, query.after, query.limit)
         if query.as_of is None:
             digest = self.digest.get()
@@ -177,7 +182,7 @@ class Reads:
         entities = [
             {
                 "entity": slug,
-                "signals": entity_summary(self.worker.signals(slug, query.as_of), slug),
+                "signals": entity_summary(self.state.signals(slug, query.as_of), slug),
                 "alerts": counts.get(slug, 0),
             }
             for slug in slugs
@@ -194,7 +199,7 @@ class Reads:
         """Return the active alerts, now (with their stored provenance) or as evaluated on ``query.as_of``."""
         if query.as_of is None and query.entity is not None:
             # Only the groups-table keys that hold the entity's alerts, read afresh.
-            groups = self.worker.groups
+            groups = self.state.groups
             entries = [
                 entry
                 for key in self.digest.get().where.get(query.entity, [])
@@ -203,18 +208,17 @@ class Reads:
             alerts = [{**entry["alert"], "provenance": entry["provenance"]} for entry in entries]
             alerts.sort(key=lambda alert: (alert["rule"], alert["fingerprint"]))
         elif query.as_of is None:
-            entries = self.worker.alerts()
+            entries = self.state.alerts()
             alerts = [{**entry["alert"], "provenance": entry["provenance"]} for entry in entries]
         else:
             alerts = []
-            assert self.worker.index is not None
-            for partition in sorted(self.worker.owned_partitions()):
-                fold_keys = self.worker.index.fold_keys(partition)
+            for partition in sorted(self.state.owned_partitions()):
+                fold_keys = self.state.index.fold_keys(partition)
                 if query.entity is not None:  # the alerts about an entity are evaluated in its fold group
-                    fold_keys = [key for key in fold_keys if key == self.worker.router.fold_key(query.entity)]
+                    fold_keys = [key for key in fold_keys if key == self.state.router.fold_key(query.entity)]
                 for fold_key in sorted(fold_keys):
-                    group = known_state(self.worker.group_state(fold_key), query.as_of)
-                    for alert in evaluate(self.worker.rules, self.worker.router, group).values():
+                    group = known_state(self.state.group_state(fold_key), query.as_of)
+                    for alert in evaluate(self.state.rules, self.state.router, group).values():
                         alerts.append({**alert.to_json(), "provenance": self._provenance(group, alert)})
             alerts.sort(key=lambda alert: (alert["rule"], alert["fingerprint"]))
         return [
@@ -228,14 +232,13 @@ class Reads:
 
     def _locate(self, event_id: str) -> tuple[str, dict[str, SeriesValue]] | None:
         """Return the key holding a fact on an owned partition and the state its signals read."""
-        index = self.worker.index
-        assert index is not None
-        table = self.worker.table
-        for partition in sorted(self.worker.owned_partitions()):
+        index = self.state.index
+        table = self.state.table
+        for partition in sorted(self.state.owned_partitions()):
             for key in index.locate(partition, event_id):
                 value = table.get(key)
                 if value is not None and event_id in value["facts"]:
-                    return key, self.worker.group_state(key.partition("/")[0])
+                    return key, self.state.group_state(key.partition("/")[0])
             for key in rates_keys(partition):
                 value = table.get(key)
                 if value is not None and event_id in value["facts"]:
@@ -263,13 +266,13 @@ class Reads:
         """Return the signals the fact feeds: those that change when it is taken away."""
         if entry.retracted_by is not None:
             return []
-        router = self.worker.router
+        router = self.state.router
         without = set(derive_signals(router, _without(group, key, entry.event_id)))
         return [signal for signal in derive_signals(router, group) if signal not in without]
 
     def _alerts_of(self, group: dict[str, SeriesValue], key: str, entry: FactEntry) -> list[dict[str, Any]]:
         """Return the alerts the fact (were it live) causes, and those it ends, with their state now."""
-        rules, router = self.worker.rules, self.worker.router
+        rules, router = self.state.rules, self.state.router
         retracted = {i: r for i, r in group[key]["retracted"].items() if i != entry.event_id}
         live = {**group, key: {**group[key], "retracted": retracted}}
         with_it = evaluate(rules, router, live)
@@ -299,7 +302,7 @@ class Reads:
             everything = everything or not named  # an alert about no entity: read them all
             slugs |= named
         if everything:
-            found = [{**e["alert"], "provenance": e["provenance"]} for e in self.worker.alerts()]
+            found = [{**e["alert"], "provenance": e["provenance"]} for e in self.state.alerts()]
         else:
             found = [a for slug in sorted(slugs) for a in self.alerts(AlertQuery(entity=slug))]
         return {alert["fingerprint"]: {"alert": alert, "provenance": alert["provenance"]} for alert in found}
