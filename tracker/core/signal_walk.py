@@ -9,9 +9,8 @@ pending or firing at the newest point; ``ending`` where a resolved one stopped.
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Literal, NamedTuple
 
 from tracker.core.catalogue import Signal
@@ -31,11 +30,6 @@ GROUP_WIDE = ("market_events_trailing", "market_peer_ratio")
 Labels = tuple[tuple[str, str], ...]
 
 
-@functools.lru_cache(maxsize=65536)
-def _date(text: str) -> PartialDate:
-    return PartialDate.parse(text)
-
-
 class Active(NamedTuple):
     """The labels of a signal that a rule holds pending or firing at a unit's newest point, and why."""
 
@@ -53,7 +47,6 @@ class _Machine:
     state: Literal["inactive", "pending", "firing"] = "inactive"
     start: PartialDate | None = None
     value: float | None = None
-    history: list[tuple[PartialDate, float | None]] = field(default_factory=list)
 
     def step(self, date: PartialDate, value: float | None, rule: Rule) -> None:
         bounds = rule.condition
@@ -74,7 +67,7 @@ class _Machine:
 
 def _dated_facts(group: Mapping[str, SeriesValue]) -> list[tuple[PartialDate, str, str, list[Any]]]:
     facts = [
-        (_date(payload[1]), event_id, key, payload)
+        (PartialDate.parse(payload[1]), event_id, key, payload)
         for key, value in group.items()
         for event_id, payload in live_facts(value)
     ]
@@ -166,7 +159,7 @@ def _ids_by_date(state: Mapping[str, SeriesValue]) -> dict[tuple[float, int], li
     ids: dict[tuple[float, int], list[str]] = {}
     for series in state.values():
         for event_id, payload in live_facts(series):
-            ids.setdefault(_date(payload[1]).sort_key(), []).append(event_id)
+            ids.setdefault(PartialDate.parse(payload[1]).sort_key(), []).append(event_id)
     return ids
 
 
@@ -181,7 +174,7 @@ def ending(
         machine.step(date, figure, rule)
         if machine.state == "firing":
             last_firing = index
-    began = _date(since).sort_key()
+    began = PartialDate.parse(since).sort_key()
     end = next((index for index, (date, _) in enumerate(points) if date.sort_key() >= began), len(points))
     end = max(end, last_firing + 1)
     if end < len(points):
