@@ -17,17 +17,15 @@ from typing import Any
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
-from tracker.bench.inprocess import route
+from tracker.bench.inprocess import MemoryFold, route
 from tracker.bench.workload import Workload
 from tracker.core.events import Event
 from tracker.errors import PublishError
 from tracker.kafka.publisher import Receipt, encode_event
 from tracker.rules_file import build_router, load_rules
 from tracker.settings import Settings
-from tracker.worker.alerting import Alerting
 from tracker.worker.api import Ingestion
 from tracker.worker.folding import BatchFolder, Incoming
-from tracker.worker.index import TableIndex
 from tracker.worker.metrics import PipelineMetrics
 from tracker.worker.notifications import Notifications
 from tracker.worker.reads import Reads
@@ -71,7 +69,7 @@ class InMemoryLog:
 
 
 async def _nowhere(*args: Any) -> None:
-    return None  # re-routed records, dead letters and alert transitions: no topic to write them to
+    return None  # notifications' dead letters: no topic to write them to
 
 
 @dataclass
@@ -90,17 +88,10 @@ class InProcessWorker:
         """Build an empty worker that owns every partition."""
         rules = load_rules(settings.rules_path)
         router = build_router(settings, rules)
-        table: dict[str, Any] = {}
-        groups: dict[str, Any] = {}
-        index = TableIndex(table, settings.partitions)
-        metrics = PipelineMetrics.create(CollectorRegistry(), tuple(rule.name for rule in rules.rules))
-        alerting = Alerting(rules, router, table, groups, index.group, _nowhere, metrics)
-        folder = BatchFolder(
-            router, table, _nowhere, settings.events_topic, "dlq", settings.partitions, metrics, index, alerting
-        )
+        memory = MemoryFold.create(settings, router, rules)
         every = set(range(settings.partitions))
-        state = WorkerState(settings, router, rules, table, groups, index, lambda: every)
-        return cls(settings, state, folder, InMemoryLog(), RecordingPublisher())
+        state = WorkerState(settings, router, rules, memory.table, memory.groups, memory.index, lambda: every)
+        return cls(settings, state, memory.folder, InMemoryLog(), RecordingPublisher())
 
     async def fold(self, lines: Iterable[bytes]) -> None:
         """Append records to the log as the publisher would route them, then fold them in one batch."""

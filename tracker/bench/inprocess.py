@@ -26,6 +26,7 @@ from tracker.bench.workload import Workload, generate
 from tracker.core.decode import decode_event
 from tracker.core.events import EventRetracted
 from tracker.core.routing import Router, series_of
+from tracker.core.rules import RuleSet
 from tracker.core.signals import derive_signals
 from tracker.errors import EventValidationError, TrackerError
 from tracker.kafka.partitioning import partition_for
@@ -38,7 +39,7 @@ from tracker.worker.index import TableIndex
 from tracker.worker.metrics import PipelineMetrics
 from tracker.worker.process import tune_garbage_collector
 
-__all__ = ["InProcessFigures", "check_against_pure_fold", "fold_in_process", "route"]
+__all__ = ["InProcessFigures", "MemoryFold", "check_against_pure_fold", "fold_in_process", "route"]
 
 
 @dataclass(frozen=True)
@@ -99,21 +100,45 @@ async def _publish_nowhere(records: list[tuple[bytes, bytes]]) -> None:
     return None  # alert transitions
 
 
+@dataclass(frozen=True)
+class MemoryFold:
+    """The worker's fold over plain dicts standing for its Faust tables: what it computes, without Kafka or RocksDB."""
+
+    table: dict[str, Any]
+    groups: dict[str, Any]
+    index: TableIndex
+    folder: BatchFolder
+
+    @classmethod
+    def create(cls, settings: Settings, router: Router, rules: RuleSet) -> MemoryFold:
+        """Wire the worker's own BatchFolder, Alerting and index; what they would send to Kafka goes nowhere."""
+        table: dict[str, Any] = {}
+        groups: dict[str, Any] = {}
+        metrics = PipelineMetrics.create(CollectorRegistry(), tuple(rule.name for rule in rules.rules))
+        index = TableIndex(table, settings.partitions)
+        alerting = Alerting(rules, router, table, groups, index.group, _publish_nowhere, metrics)
+        folder = BatchFolder(
+            router,
+            table,
+            _send_nowhere,
+            settings.events_topic,
+            settings.dead_letter_topic,
+            settings.partitions,
+            metrics,
+            index,
+            alerting,
+        )
+        return cls(table, groups, index, folder)
+
+
 def fold_in_process(settings: Settings, events: int, entities: int, seed: int) -> InProcessFigures:
     """Generate ``events``, fold them in batches of ``settings.batch_size``; raise if the signals are wrong."""
     router = build_router(settings)
     rules = load_rules(settings.rules_path)
     workload = generate(events, entities, seed)
     records = route(router, workload, settings.partitions)
-    # Plain dicts stand for the Faust tables: what the fold computes, without Kafka or RocksDB.
-    table: dict[str, Any] = {}
-    groups: dict[str, Any] = {}
-    metrics = PipelineMetrics.create(CollectorRegistry(), tuple(rule.name for rule in rules.rules))
-    index = TableIndex(table, settings.partitions)
-    alerting = Alerting(rules, router, table, groups, index.group, _publish_nowhere, metrics)
-    folder = BatchFolder(
-        router, table, _send_nowhere, "events", "dead-letters", settings.partitions, metrics, index, alerting
-    )
+    memory = MemoryFold.create(settings, router, rules)
+    folder, table = memory.folder, memory.table
     tune_garbage_collector()
 
     async def fold_all() -> tuple[float, float]:
